@@ -1,0 +1,99 @@
+"""ChatAPI: a chat backend for Zhipu's GLM models."""
+import logging
+import os
+
+from flask import Flask
+from flask_cors import CORS
+from sqlalchemy import event
+
+from . import cli, errors, http
+from .api import register_blueprints
+from .config import Config, jwt_secret_kept_in
+from .extensions import EnvelopedApi, db, jwt, limiter, migrate
+from .services.tokens import revocation_store
+
+__version__ = "0.1.0"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config=None):
+    app = Flask(__name__, static_folder=None)
+    app.config.update(Config.from_env())
+    app.config.update(config or {})
+    configure(app)
+    configure_logging(app)
+
+    app.url_map.strict_slashes = False
+    register_extensions(app)
+    register_blueprints(EnvelopedApi(app))
+    errors.register_error_handlers(app)
+    errors.register_jwt_error_loaders(jwt)
+    http.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def configure(app):
+    config = app.config
+    config["VERSION"] = __version__
+    if not config.get("JWT_SECRET_KEY"):
+        log.warning("JWT_SECRET_KEY is not set: using a development key kept in instance/")
+        config["JWT_SECRET_KEY"] = jwt_secret_kept_in(app.instance_path)
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
+    config.update({
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": config.get("RATELIMIT_KEY_PREFIX", "chatapi"),
+        "API_TITLE": "ChatAPI",
+        "API_VERSION": __version__,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
+            "components": {"securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        },
+    })
+
+
+def engine_options(config):
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 5}}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": config["DB_POOL_SIZE"],
+        "max_overflow": 0,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": config["DB_CONNECT_TIMEOUT"]},
+    }
+
+
+def configure_logging(app):
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("chatapi").setLevel(app.config["LOG_LEVEL"])
+
+
+def register_extensions(app):
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"),
+                    render_as_batch=True, compare_type=True)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    app.extensions["chatapi.revocations"] = revocation_store(app.config)
+    if app.config["CORS_ORIGINS"]:
+        CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+             expose_headers=["X-Request-ID", "Retry-After"])
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", sqlite_pragmas)
+
+
+def sqlite_pragmas(connection, _record):
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

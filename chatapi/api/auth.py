@@ -1,0 +1,68 @@
+from flask import current_app, request
+from flask_jwt_extended import current_user, get_jwt
+from .blueprint import Blueprint
+
+from ..extensions import limiter
+from ..schemas.auth import (AccessTokenSchema, LoginResultSchema, LoginSchema, LogoutSchema,
+                            RegisterSchema, UserRefSchema, UserSchema)
+from ..schemas.envelope import envelope
+from ..services import tokens, users
+from ..texts import say
+from .security import login_required, public, refresh_token_required, revocations
+
+blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
+
+
+def login_attempt_key():
+    """Failures are counted per client address and claimed username, so one attacker can't lock
+    out a user from everywhere and one address can't try a username without limit."""
+    body = request.get_json(silent=True)
+    claimed = body.get("username") if isinstance(body, dict) else None
+    return f"{request.remote_addr}|{str(claimed or '').casefold()}"
+
+
+@blp.route("/register", methods=["POST"])
+@public
+@blp.arguments(RegisterSchema)
+@blp.response(201, envelope(UserRefSchema))
+def register(body):
+    return {"message": say("registered"), "data": users.create_user(**body)}
+
+
+@blp.route("/login", methods=["POST"])
+@public
+@limiter.limit(lambda: current_app.config["LOGIN_FAILURE_LIMIT"], key_func=login_attempt_key,
+               deduct_when=lambda response: response.status_code == 401)
+@blp.arguments(LoginSchema)
+@blp.response(200, envelope(LoginResultSchema))
+def login(body):
+    user = users.authenticate(body["username"], body["password"])
+    result = tokens.issue_tokens(user, current_app.config)
+    result["user"] = user
+    return {"message": say("logged_in"), "data": result}
+
+
+@blp.route("/refresh", methods=["POST"])
+@refresh_token_required
+@blp.response(200, envelope(AccessTokenSchema))
+def refresh():
+    return {"message": say("token_refreshed"),
+            "data": tokens.access_token_for(current_user, current_app.config)}
+
+
+@blp.route("/logout", methods=["POST"])
+@login_required
+@blp.arguments(LogoutSchema)
+@blp.response(200, envelope())
+def logout(body):
+    if "refresh_token" in body:
+        tokens.revoke_refresh_token(revocations(), body["refresh_token"], current_user.id)
+    tokens.revoke(revocations(), get_jwt())
+    return {"message": say("logged_out")}
+
+
+@blp.route("/me")
+@login_required
+@blp.response(200, envelope(UserSchema))
+def me():
+    return {"data": current_user}

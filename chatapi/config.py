@@ -1,0 +1,83 @@
+"""Configuration, read from the environment once (API.md §7)."""
+import os
+import secrets
+from pathlib import Path
+
+DEFAULT_MODELS = ("glm-5", "glm-4.6", "glm-4.5", "glm-4.5-air")
+
+
+def env_str(name, default=None):
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def env_int(name, default):
+    value = env_str(name)
+    return int(value) if value is not None else default
+
+
+def env_list(name, default=()):
+    value = env_str(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def sqlite_url_made_absolute(url):
+    """Relative SQLite paths are taken from the working directory (the project root under
+    `make run`), not from Flask-SQLAlchemy's instance folder, so the documented default
+    `sqlite:///instance/chatapi.db` means exactly that file."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite://":
+        return url
+    path = url[len(prefix):]
+    if path.startswith("/") or path.startswith(":memory:"):
+        return url
+    return prefix + str(Path(path).resolve())
+
+
+def jwt_secret_kept_in(instance_path):
+    """Development fallback: one random secret kept in instance/ so every worker and every
+    restart signs with the same key."""
+    path = Path(instance_path) / "jwt-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+class Config:
+    """Every setting the service reads, as Flask config keys."""
+
+    @classmethod
+    def from_env(cls):
+        database_url = sqlite_url_made_absolute(
+            env_str("DATABASE_URL", "sqlite:///instance/chatapi.db"))
+        redis_url = env_str("REDIS_URL")
+        return {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "DB_POOL_SIZE": env_int("DB_POOL_SIZE", 10),
+            "DB_CONNECT_TIMEOUT": env_int("DB_CONNECT_TIMEOUT", 5),
+            "JWT_SECRET_KEY": env_str("JWT_SECRET_KEY"),
+            "JWT_ACCESS_TOKEN_EXPIRES_SECONDS": env_int("JWT_ACCESS_TOKEN_EXPIRES", 86400),
+            "JWT_REFRESH_TOKEN_EXPIRES_SECONDS": env_int("JWT_REFRESH_TOKEN_EXPIRES", 30 * 86400),
+            "ZHIPUAI_API_KEY": env_str("ZHIPUAI_API_KEY"),
+            "GLM_BASE_URL": env_str("GLM_BASE_URL"),
+            "GLM_MODELS": env_list("GLM_MODELS", DEFAULT_MODELS),
+            "REDIS_URL": redis_url,
+            "OPEN_METEO_BASE_URL": env_str("OPEN_METEO_BASE_URL", "https://api.open-meteo.com/v1"),
+            "OPEN_METEO_GEOCODING_URL": env_str(
+                "OPEN_METEO_GEOCODING_URL", "https://geocoding-api.open-meteo.com/v1"),
+            "FETCH_ALLOWED_HOSTS": env_list("FETCH_ALLOWED_HOSTS"),
+            "CORS_ORIGINS": env_list("CORS_ORIGINS"),
+            "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+            "MAX_MESSAGE_CHARS": env_int("MAX_MESSAGE_CHARS", 32000),
+            "TOOL_MAX_ROUNDS": env_int("TOOL_MAX_ROUNDS", 5),
+            "LOGIN_FAILURE_LIMIT": env_str("LOGIN_FAILURE_LIMIT", "10 per 5 minutes"),
+            "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+            "LOG_LEVEL": env_str("LOG_LEVEL", "INFO"),
+        }

@@ -1,0 +1,138 @@
+"""The one place where every failure becomes the error envelope (API.md §1)."""
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from .texts import say
+
+log = logging.getLogger(__name__)
+
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "upstream_unavailable",
+    504: "upstream_timeout",
+}
+
+
+class ApiError(Exception):
+    """An expected failure: services raise it, the handler renders it."""
+
+    status = 500
+
+    def __init__(self, text_key=None, details=None, data=None, headers=None):
+        super().__init__(text_key)
+        self.text_key = text_key or CODE_BY_STATUS[self.status]
+        self.details = details
+        self.data = data
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class ValidationFailed(ApiError):
+    status = 422
+
+
+class UpstreamError(ApiError):
+    status = 502
+
+
+class UpstreamUnavailable(ApiError):
+    status = 503
+
+
+class UpstreamTimeout(ApiError):
+    status = 504
+
+
+def error_response(status, text_key=None, details=None, data=None, headers=None):
+    code = CODE_BY_STATUS.get(status) or ("internal_error" if status >= 500 else "bad_request")
+    body = {
+        "success": False,
+        "message": say(text_key or code),
+        "error": {"code": code, "details": details or {}},
+    }
+    if data is not None:
+        body["data"] = data
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def validation_details(messages):
+    """webargs nests field errors under their location ({"json": {...}, "query": {...}});
+    clients want field -> [messages]."""
+    details = {}
+    for location_errors in messages.values():
+        if isinstance(location_errors, dict):
+            details.update(location_errors)
+        else:
+            details.setdefault("_schema", []).extend(location_errors)
+    return details
+
+
+def handle_api_error(error):
+    return error_response(error.status, error.text_key, error.details, error.data, error.headers)
+
+
+def handle_http_exception(error):
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    headers = dict(data.get("headers") or {})
+    if status == 422 and "messages" in data:
+        return error_response(422, details=validation_details(data["messages"]))
+    if status == 405 and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return error_response(status, headers=headers)
+
+
+def handle_unexpected(error):
+    log.exception("unhandled error: %s", type(error).__name__)
+    return error_response(500)
+
+
+def register_error_handlers(app):
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def register_jwt_error_loaders(jwt):
+    """flask-jwt-extended reports token failures through these callbacks."""
+    jwt.unauthorized_loader(lambda _reason: error_response(401))
+    jwt.invalid_token_loader(lambda _reason: error_response(401))
+    jwt.expired_token_loader(lambda _header, _claims: error_response(401, "token_expired"))
+    jwt.revoked_token_loader(lambda _header, _claims: error_response(401, "token_revoked"))
+    jwt.needs_fresh_token_loader(lambda _header, _claims: error_response(401))
+    jwt.user_lookup_error_loader(lambda _header, _claims: error_response(401))
+    jwt.token_verification_failed_loader(lambda _header, _claims: error_response(401))

@@ -1,0 +1,41 @@
+"""Extension objects, unbound: the factory binds them to an app."""
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+from .schemas.envelope import ErrorEnvelopeSchema
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so migrations refer to the same names on SQLite and PostgreSQL.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class EnvelopedApi(Api):
+    """flask-smorest without its own error format: errors.py renders every error."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def _register_error_handlers(self):
+        pass
+
+
+def client_address():
+    from flask import request
+    return request.remote_addr or "unknown"
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+jwt = JWTManager()
+limiter = Limiter(key_func=client_address)

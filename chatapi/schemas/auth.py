@@ -1,0 +1,49 @@
+from marshmallow import fields, validate
+
+from ..texts import TEXTS
+from .base import BaseSchema, Timestamp
+
+USERNAME_PATTERN = r"^[\w.\-]{3,32}$"
+
+
+class RegisterSchema(BaseSchema):
+    username = fields.String(required=True, validate=validate.Regexp(
+        USERNAME_PATTERN, error=TEXTS["invalid_username"][1]))
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(8, 128))
+
+
+class LoginSchema(BaseSchema):
+    username = fields.String(required=True, validate=validate.Length(1, 254),
+                             metadata={"description": "username or email"})
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, 1024))
+
+
+class LogoutSchema(BaseSchema):
+    refresh_token = fields.String(validate=validate.Length(1, 4096))
+
+
+class UserRefSchema(BaseSchema):
+    id = fields.Integer()
+    username = fields.String()
+
+
+class UserBriefSchema(UserRefSchema):
+    role = fields.String()
+
+
+class UserSchema(UserBriefSchema):
+    email = fields.String()
+    is_active = fields.Boolean()
+    created_at = Timestamp()
+
+
+class AccessTokenSchema(BaseSchema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class LoginResultSchema(AccessTokenSchema):
+    refresh_token = fields.String()
+    user = fields.Nested(UserBriefSchema)

@@ -1,0 +1,28 @@
+"""The success envelope, made once for each payload schema so the OpenAPI document shows
+exactly what a client receives."""
+from functools import cache
+
+from marshmallow import fields
+
+from .base import BaseSchema
+
+
+@cache
+def envelope(data_schema=None):
+    name = f"{data_schema.__name__.removesuffix('Schema')}Envelope" if data_schema else "MessageEnvelope"
+    attributes = {"success": fields.Constant(True), "message": fields.String()}
+    if data_schema is not None:
+        attributes["data"] = fields.Nested(data_schema)
+    return type(name, (BaseSchema,), attributes)
+
+
+class ErrorBodySchema(BaseSchema):
+    code = fields.String(required=True)
+    details = fields.Dict(keys=fields.String())
+
+
+class ErrorEnvelopeSchema(BaseSchema):
+    success = fields.Constant(False)
+    message = fields.String(required=True)
+    error = fields.Nested(ErrorBodySchema, required=True)
+    data = fields.Raw()

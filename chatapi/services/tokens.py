@@ -1,0 +1,93 @@
+"""JWT issue and revocation. Revoked `jti`s live where every worker sees them: the database
+by default, Redis when `REDIS_URL` is set."""
+from datetime import datetime, timedelta, timezone
+
+import redis
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt import ExpiredSignatureError, InvalidTokenError
+from sqlalchemy import delete
+
+from ..errors import UpstreamUnavailable, ValidationFailed
+from ..extensions import db
+from ..models import RevokedToken
+from ..models.timestamps import utcnow
+from ..texts import say
+
+
+class DatabaseRevocations:
+    def revoke(self, jti, expires_at):
+        db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+        if db.session.get(RevokedToken, jti) is None:
+            db.session.add(RevokedToken(jti=jti, expires_at=expires_at))
+        db.session.commit()
+
+    def is_revoked(self, jti):
+        return db.session.get(RevokedToken, jti) is not None
+
+
+class RedisRevocations:
+    """Keys expire with the token, so nothing needs pruning. Unreachable Redis fails closed."""
+
+    def __init__(self, url, prefix="chatapi:revoked:"):
+        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.prefix = prefix
+
+    def revoke(self, jti, expires_at):
+        ttl = max(1, int((expires_at - utcnow()).total_seconds()) + 1)
+        try:
+            self.redis.set(self.prefix + jti, 1, ex=ttl)
+        except redis.RedisError as error:
+            raise UpstreamUnavailable() from error
+
+    def is_revoked(self, jti):
+        try:
+            return bool(self.redis.exists(self.prefix + jti))
+        except redis.RedisError as error:
+            raise UpstreamUnavailable() from error
+
+
+def revocation_store(config):
+    if config.get("REDIS_URL"):
+        return RedisRevocations(config["REDIS_URL"])
+    return DatabaseRevocations()
+
+
+def access_token_for(user, config):
+    seconds = config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]
+    return {
+        "access_token": create_access_token(
+            identity=str(user.id), additional_claims={"role": user.role},
+            expires_delta=timedelta(seconds=seconds)),
+        "token_type": "bearer",
+        "expires_in": seconds,
+    }
+
+
+def issue_tokens(user, config):
+    tokens = access_token_for(user, config)
+    tokens["refresh_token"] = create_refresh_token(
+        identity=str(user.id),
+        expires_delta=timedelta(seconds=config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]))
+    return tokens
+
+
+def expiry_of(claims):
+    return datetime.fromtimestamp(claims["exp"], timezone.utc)
+
+
+def revoke(store, claims):
+    store.revoke(claims["jti"], expiry_of(claims))
+
+
+def revoke_refresh_token(store, refresh_token, user_id):
+    """Logout may name the session's refresh token too; it must be a refresh token of the
+    same user. One that has already expired needs no revoking."""
+    try:
+        claims = decode_token(refresh_token, allow_expired=True)
+    except (InvalidTokenError, JWTExtendedException, ExpiredSignatureError):
+        claims = None
+    if not claims or claims.get("type") != "refresh" or claims.get("sub") != str(user_id):
+        raise ValidationFailed(details={"refresh_token": [say("invalid_refresh_token")]})
+    if expiry_of(claims) > utcnow():
+        revoke(store, claims)

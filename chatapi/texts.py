@@ -1,0 +1,52 @@
+"""Every user-facing text, Chinese and English side by side (API.md §1)."""
+from flask import has_request_context, request
+
+TEXTS = {
+    # success messages
+    "registered": ("注册成功", "Registered"),
+    "logged_in": ("登录成功", "Logged in"),
+    "logged_out": ("登出成功", "Logged out"),
+    "token_refreshed": ("令牌已刷新", "Token refreshed"),
+    "conversation_created": ("会话创建成功", "Conversation created"),
+    "conversation_updated": ("会话更新成功", "Conversation updated"),
+    "conversation_deleted": ("会话删除成功", "Conversation deleted"),
+    "message_deleted": ("消息删除成功", "Message deleted"),
+    # one default text per error code
+    "bad_request": ("请求体不是有效的 JSON 对象", "The request body is not a valid JSON object"),
+    "unauthorized": ("未登录或令牌无效", "Missing or invalid token"),
+    "forbidden": ("无权执行此操作", "You are not allowed to do this"),
+    "not_found": ("资源不存在", "Not found"),
+    "method_not_allowed": ("不支持该请求方法", "Method not allowed"),
+    "conflict": ("资源冲突", "Conflict"),
+    "payload_too_large": ("请求体过大", "Request body too large"),
+    "validation_error": ("参数校验失败", "Validation failed"),
+    "rate_limited": ("请求过于频繁，请稍后再试", "Too many requests, try again later"),
+    "internal_error": ("服务器内部错误", "Internal server error"),
+    "upstream_error": ("上游服务出错", "The upstream service failed"),
+    "upstream_unavailable": ("上游服务不可用", "The upstream service is unavailable"),
+    "upstream_timeout": ("上游服务超时", "The upstream service timed out"),
+    # specific errors
+    "invalid_credentials": ("用户名或密码错误", "Wrong username or password"),
+    "token_expired": ("令牌已过期", "Token has expired"),
+    "token_revoked": ("令牌已被撤销", "Token has been revoked"),
+    "wrong_token_type": ("令牌类型不正确", "Wrong token type"),
+    "account_inactive": ("账号已停用", "This account is deactivated"),
+    "username_taken": ("用户名已被占用", "Username is already taken"),
+    "email_taken": ("邮箱已被占用", "Email is already taken"),
+    "invalid_refresh_token": ("refresh_token 无效", "Invalid refresh_token"),
+    "database_unavailable": ("数据库不可用", "The database is unavailable"),
+    "invalid_username": (
+        "用户名只能包含字母、数字、下划线、连字符和点，长度 3–32",
+        "Username must be 3–32 letters, digits, _ - or ."),
+}
+
+
+def wants_english():
+    if not has_request_context():
+        return False
+    return request.accept_languages.best_match(["zh", "en"], default="zh") == "en"
+
+
+def say(key):
+    zh, en = TEXTS[key]
+    return en if wants_english() else zh

@@ -1,0 +1,3 @@
+from chatapi import create_app
+
+app = create_app()
