@@ -9,7 +9,8 @@ from sqlalchemy import event
 from . import cli, errors, http
 from .api import register_blueprints
 from .config import Config, jwt_secret_kept_in
-from .extensions import EnvelopedApi, db, jwt, limiter, migrate
+from .extensions import EnvelopedApi, db, jwt, migrate
+from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
 
 __version__ = "0.1.0"
@@ -41,10 +42,11 @@ def configure(app):
         log.warning("JWT_SECRET_KEY is not set: using a development key kept in instance/")
         config["JWT_SECRET_KEY"] = jwt_secret_kept_in(app.instance_path)
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
+    sqlite_file = config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    if sqlite_file != config["SQLALCHEMY_DATABASE_URI"] and sqlite_file != ":memory:":
+        os.makedirs(os.path.dirname(sqlite_file), exist_ok=True)
     config.update({
         "JWT_TOKEN_LOCATION": ["headers"],
-        "RATELIMIT_HEADERS_ENABLED": True,
-        "RATELIMIT_KEY_PREFIX": config.get("RATELIMIT_KEY_PREFIX", "chatapi"),
         "API_TITLE": "ChatAPI",
         "API_VERSION": __version__,
         "OPENAPI_VERSION": "3.0.3",
@@ -78,11 +80,12 @@ def configure_logging(app):
 
 def register_extensions(app):
     db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"),
-                    render_as_batch=True, compare_type=True)
+    migrations = os.path.join(os.path.dirname(app.root_path), "migrations")
+    migrate.init_app(app, db, directory=migrations, render_as_batch=True, compare_type=True)
     jwt.init_app(app)
-    limiter.init_app(app)
     app.extensions["chatapi.revocations"] = revocation_store(app.config)
+    app.extensions["chatapi.rate_limiter"] = RateLimiter(
+        app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"])
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
              expose_headers=["X-Request-ID", "Retry-After"])

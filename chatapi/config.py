@@ -79,5 +79,6 @@ class Config:
             "TOOL_MAX_ROUNDS": env_int("TOOL_MAX_ROUNDS", 5),
             "LOGIN_FAILURE_LIMIT": env_str("LOGIN_FAILURE_LIMIT", "10 per 5 minutes"),
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+            "RATELIMIT_KEY_PREFIX": "chatapi",
             "LOG_LEVEL": env_str("LOG_LEVEL", "INFO"),
         }

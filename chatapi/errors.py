@@ -62,6 +62,10 @@ class ValidationFailed(ApiError):
     status = 422
 
 
+class RateLimited(ApiError):
+    status = 429
+
+
 class UpstreamError(ApiError):
     status = 502
 

@@ -1,6 +1,5 @@
 """Extension objects, unbound: the factory binds them to an app."""
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -30,12 +29,6 @@ class EnvelopedApi(Api):
         pass
 
 
-def client_address():
-    from flask import request
-    return request.remote_addr or "unknown"
-
-
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
-limiter = Limiter(key_func=client_address)

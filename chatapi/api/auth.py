@@ -2,7 +2,6 @@ from flask import current_app, request
 from flask_jwt_extended import current_user, get_jwt
 from .blueprint import Blueprint
 
-from ..extensions import limiter
 from ..schemas.auth import (AccessTokenSchema, LoginResultSchema, LoginSchema, LogoutSchema,
                             RegisterSchema, UserRefSchema, UserSchema)
 from ..schemas.envelope import envelope
@@ -11,14 +10,6 @@ from ..texts import say
 from .security import login_required, public, refresh_token_required, revocations
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
-
-
-def login_attempt_key():
-    """Failures are counted per client address and claimed username, so one attacker can't lock
-    out a user from everywhere and one address can't try a username without limit."""
-    body = request.get_json(silent=True)
-    claimed = body.get("username") if isinstance(body, dict) else None
-    return f"{request.remote_addr}|{str(claimed or '').casefold()}"
 
 
 @blp.route("/register", methods=["POST"])
@@ -31,12 +22,12 @@ def register(body):
 
 @blp.route("/login", methods=["POST"])
 @public
-@limiter.limit(lambda: current_app.config["LOGIN_FAILURE_LIMIT"], key_func=login_attempt_key,
-               deduct_when=lambda response: response.status_code == 401)
 @blp.arguments(LoginSchema)
 @blp.response(200, envelope(LoginResultSchema))
 def login(body):
-    user = users.authenticate(body["username"], body["password"])
+    user = users.log_in(body["username"], body["password"], request.remote_addr,
+                        current_app.extensions["chatapi.rate_limiter"],
+                        current_app.config["LOGIN_FAILURE_LIMIT"])
     result = tokens.issue_tokens(user, current_app.config)
     result["user"] = user
     return {"message": say("logged_in"), "data": result}

@@ -9,7 +9,8 @@ from .base import BaseSchema
 
 @cache
 def envelope(data_schema=None):
-    name = f"{data_schema.__name__.removesuffix('Schema')}Envelope" if data_schema else "MessageEnvelope"
+    base_name = data_schema.__name__.removesuffix("Schema") if data_schema else "Message"
+    name = f"{base_name}Envelope"
     attributes = {"success": fields.Constant(True), "message": fields.String()}
     if data_schema is not None:
         attributes["data"] = fields.Nested(data_schema)

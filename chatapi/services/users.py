@@ -65,6 +65,18 @@ def authenticate(login, password):
     return user
 
 
+def log_in(login, password, client_address, limiter, limit):
+    """Failed attempts are counted per client address and claimed name, so one attacker can't
+    lock a user out from everywhere and one address can't try a name without limit."""
+    key = (client_address or "unknown", login.casefold())
+    limiter.ensure_allowed(limit, *key)
+    try:
+        return authenticate(login, password)
+    except Unauthorized:
+        limiter.count(limit, *key)
+        raise
+
+
 def get_active_user(user_id):
     user = db.session.get(User, user_id)
     return user if user is not None and user.is_active else None

@@ -1,0 +1,34 @@
+"""Moving-window counters (the `limits` library): in memory for one process by default, in
+Redis, shared by every worker and host, when `REDIS_URL` is set."""
+import math
+import time
+
+import redis
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from ..errors import RateLimited, UpstreamUnavailable
+
+
+class RateLimiter:
+    def __init__(self, storage_uri, namespace):
+        self.windows = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self.namespace = namespace
+
+    def ensure_allowed(self, limit, *key):
+        item = parse(limit)
+        try:
+            if self.windows.test(item, self.namespace, *key):
+                return
+            reset_at = self.windows.get_window_stats(item, self.namespace, *key).reset_time
+        except redis.RedisError as error:
+            raise UpstreamUnavailable() from error
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        raise RateLimited(headers={"Retry-After": str(retry_after)})
+
+    def count(self, limit, *key):
+        try:
+            self.windows.hit(parse(limit), self.namespace, *key)
+        except redis.RedisError as error:
+            raise UpstreamUnavailable() from error

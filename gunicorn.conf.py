@@ -1,0 +1,16 @@
+"""gunicorn settings for ChatAPI: gevent workers, so one worker holds many open streams."""
+import os
+
+bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+# The gevent worker's heartbeat runs on its own greenlet, so a long healthy stream never
+# trips `timeout`; it only catches a worker whose loop is blocked.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# The app writes one line per request (with its request id) to the error log stream.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -1,0 +1,43 @@
+from chatapi import __version__
+
+
+def test_health_reports_the_database(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json == {"success": True,
+                             "data": {"status": "ok", "database": "ok", "version": __version__}}
+
+
+def test_health_is_503_when_the_database_is_unreachable(make_app):
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    app = make_app(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://postgres@127.0.0.1:1/none")
+    response = app.test_client().get("/api/health")
+    assert response.status_code == 503
+    assert response.json["success"] is False
+    assert response.json["error"]["code"] == "upstream_unavailable"
+    assert response.json["data"]["database"] == "unreachable"
+    assert "127.0.0.1" not in response.get_data(as_text=True)
+
+
+def test_openapi_document_covers_every_route(app, client):
+    spec = client.get("/api/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    documented = {path for path in spec["paths"]}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint != "api-docs.openapi_json":
+            path = rule.rule.replace("<", "{").replace(">", "}")
+            assert path in documented, path
+
+
+def test_openapi_request_schema_is_the_validating_schema(client):
+    spec = client.get("/api/openapi.json").json
+    register = spec["paths"]["/api/auth/register"]["post"]
+    ref = register["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert set(schema["required"]) == {"username", "email", "password"}
+    assert schema["properties"]["password"]["minLength"] == 8
+    assert schema["properties"]["password"]["maxLength"] == 128
+    assert "201" in register["responses"]
+    me = spec["paths"]["/api/auth/me"]["get"]
+    assert me["security"] == [{"bearerAuth": []}]
+    assert spec["paths"]["/api/auth/login"]["post"]["security"] == []
