@@ -1,0 +1,58 @@
+"""Real servers on loopback for tests: gunicorn with gevent workers, started as operators do."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(url, process, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@contextmanager
+def gunicorn(env, workers=2, extra_args=(), log_path=None):
+    port = free_port()
+    environment = {**os.environ, **{k: v for k, v in env.items() if v is not None},
+                   "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *extra_args,
+               "wsgi:app"]
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(command, cwd=PROJECT, env=environment, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{base}/api/health", process)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if log_path:
+            log.close()
