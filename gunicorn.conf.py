@@ -14,3 +14,6 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# gunicorn's control socket lives at one path per user; several instances on a host (tests,
+# blue/green deploys) would fight over it, and nothing here uses it.
+control_socket_disable = True
