@@ -10,6 +10,7 @@ from . import cli, errors, http
 from .api import register_blueprints
 from .config import Config, jwt_secret_kept_in
 from .extensions import EnvelopedApi, db, jwt, migrate
+from .models.text_search import register_sqlite_casefold
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
 
@@ -95,6 +96,7 @@ def register_extensions(app):
 
 
 def sqlite_pragmas(connection, _record):
+    register_sqlite_casefold(connection)
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -1,6 +1,6 @@
-from . import auth, health
+from . import auth, conversations, health
 
 
 def register_blueprints(api):
-    for module in (auth, health):
+    for module in (auth, conversations, health):
         api.register_blueprint(module.blp)

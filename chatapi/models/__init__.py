@@ -1,4 +1,5 @@
+from .conversation import Conversation
 from .revoked_token import RevokedToken
 from .user import User
 
-__all__ = ["RevokedToken", "User"]
+__all__ = ["Conversation", "RevokedToken", "User"]

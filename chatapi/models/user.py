@@ -1,7 +1,7 @@
 import unicodedata
 
 from sqlalchemy import Boolean, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .timestamps import UTCDateTime, utcnow
@@ -25,6 +25,9 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    conversations = relationship("Conversation", back_populates="user",
+                                 cascade="all, delete-orphan", passive_deletes=True)
 
     @property
     def is_admin(self):

@@ -1,0 +1,55 @@
+from flask_jwt_extended import current_user
+
+from ..schemas.conversations import (ConversationInputSchema, ConversationListQuerySchema,
+                                     ConversationPageSchema, ConversationSchema,
+                                     ConversationUpdateSchema)
+from ..schemas.envelope import envelope
+from ..services import conversations
+from ..texts import say
+from .blueprint import Blueprint
+from .security import login_required
+
+blp = Blueprint("conversations", __name__, url_prefix="/api/conversations",
+                description="Conversations of the calling user")
+
+
+@blp.route("/", methods=["GET"])
+@login_required
+@blp.arguments(ConversationListQuerySchema, location="query")
+@blp.response(200, envelope(ConversationPageSchema))
+def list_conversations(query):
+    return {"data": conversations.list_page(current_user.id, **query)}
+
+
+@blp.route("/", methods=["POST"])
+@login_required
+@blp.arguments(ConversationInputSchema)
+@blp.response(201, envelope(ConversationSchema))
+def create_conversation(fields):
+    return {"message": say("conversation_created"),
+            "data": conversations.create(current_user.id, fields)}
+
+
+@blp.route("/<conversation_id>", methods=["GET"])
+@login_required
+@blp.response(200, envelope(ConversationSchema))
+def get_conversation(conversation_id):
+    return {"data": conversations.get_owned(current_user.id, conversation_id)}
+
+
+@blp.route("/<conversation_id>", methods=["PUT"])
+@login_required
+@blp.arguments(ConversationUpdateSchema(partial=True))
+@blp.response(200, envelope(ConversationSchema))
+def update_conversation(fields, conversation_id):
+    conversation = conversations.get_owned(current_user.id, conversation_id)
+    return {"message": say("conversation_updated"),
+            "data": conversations.update(conversation, fields)}
+
+
+@blp.route("/<conversation_id>", methods=["DELETE"])
+@login_required
+@blp.response(200, envelope())
+def delete_conversation(conversation_id):
+    conversations.delete(conversations.get_owned(current_user.id, conversation_id))
+    return {"message": say("conversation_deleted")}

@@ -1,0 +1,43 @@
+import secrets
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .timestamps import UTCDateTime, utcnow
+
+DEFAULT_TITLE = "新会话"
+
+
+def new_conversation_id():
+    """`conv_` + 22 URL-safe characters (128 random bits): not guessable, not sequential."""
+    return "conv_" + secrets.token_urlsafe(16)
+
+
+class Conversation(db.Model):
+    __tablename__ = "conversations"
+    # The list query filters by owner (and maybe project) and orders by newest activity, with
+    # the id as tie-break; each index serves one shape of it without a sort.
+    __table_args__ = (
+        Index("ix_conversations_user_updated", "user_id", "updated_at", "id"),
+        Index("ix_conversations_user_project_updated", "user_id", "project_id", "updated_at",
+              "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_conversation_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200), default=DEFAULT_TITLE)
+    model: Mapped[str] = mapped_column(String(64))
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    temperature: Mapped[float] = mapped_column(Float, default=1.0)
+    max_tokens: Mapped[int] = mapped_column(Integer, default=65536)
+    thinking_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+    user = relationship("User", back_populates="conversations")
+
+    def __repr__(self):
+        return f"<Conversation {self.id} of user {self.user_id}>"

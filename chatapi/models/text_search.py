@@ -1,0 +1,33 @@
+"""Case-insensitive substring search that folds every script on both databases: PostgreSQL's
+lower() is Unicode-aware, SQLite's only folds ASCII, so SQLite gets Python's str.casefold."""
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String
+
+SQLITE_CASEFOLD = "chatapi_casefold"
+
+
+class folded(FunctionElement):
+    type = String()
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded_default(element, compiler, **kw):
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "sqlite")
+def _folded_sqlite(element, compiler, **kw):
+    return f"{SQLITE_CASEFOLD}({compiler.process(element.clauses, **kw)})"
+
+
+def register_sqlite_casefold(dbapi_connection):
+    dbapi_connection.create_function(
+        SQLITE_CASEFOLD, 1, lambda text: text.casefold() if text is not None else None,
+        deterministic=True)
+
+
+def contains_folded(column, needle):
+    escaped = needle.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return folded(column).like(f"%{escaped}%", escape="\\")

@@ -1,0 +1,62 @@
+from flask import current_app
+from marshmallow import ValidationError, fields, validate, validates
+
+from ..models.conversation import DEFAULT_TITLE
+from .base import BaseSchema, Timestamp
+
+
+def configured_models():
+    return current_app.config["GLM_MODELS"]
+
+
+class ConversationInputSchema(BaseSchema):
+    """What a client may set; missing fields take the seed's defaults on create."""
+
+    project_id = fields.String(allow_none=True, validate=validate.Length(max=64))
+    title = fields.String(load_default=DEFAULT_TITLE, validate=validate.Length(1, 200))
+    model = fields.String(load_default=lambda: configured_models()[0],
+                          metadata={"description": "one of GLM_MODELS; the first by default"})
+    system_prompt = fields.String(allow_none=True, validate=validate.Length(max=20000))
+    temperature = fields.Float(load_default=1.0, validate=validate.Range(0.0, 1.0))
+    max_tokens = fields.Integer(strict=True, load_default=65536,
+                                validate=validate.Range(1, 131072))
+    thinking_enabled = fields.Boolean(load_default=False)
+
+    @validates("model")
+    def model_is_configured(self, value, **_kwargs):
+        if value not in configured_models():
+            raise ValidationError(f"Must be one of: {', '.join(configured_models())}.")
+
+
+class ConversationUpdateSchema(ConversationInputSchema):
+    """Loaded with partial=True: only the fields a client sends change, defaults don't apply."""
+
+
+class ConversationSchema(BaseSchema):
+    id = fields.String()
+    user_id = fields.Integer()
+    project_id = fields.String(allow_none=True)
+    title = fields.String()
+    model = fields.String()
+    system_prompt = fields.String(allow_none=True)
+    temperature = fields.Float()
+    max_tokens = fields.Integer()
+    thinking_enabled = fields.Boolean()
+    message_count = fields.Integer()
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class ConversationListQuerySchema(BaseSchema):
+    project_id = fields.String(validate=validate.Length(max=64))
+    q = fields.String(validate=validate.Length(1, 200),
+                      metadata={"description": "title contains (case-insensitive)"})
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class ConversationPageSchema(BaseSchema):
+    items = fields.List(fields.Nested(ConversationSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    page_size = fields.Integer()

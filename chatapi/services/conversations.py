@@ -1,0 +1,59 @@
+"""Conversations, always looked up through their owner."""
+from sqlalchemy import func, select
+
+from ..errors import NotFound
+from ..extensions import db
+from ..models import Conversation
+from ..models.text_search import contains_folded
+
+
+def create(user_id, fields):
+    conversation = Conversation(user_id=user_id, **fields)
+    db.session.add(conversation)
+    db.session.commit()
+    return conversation
+
+
+def get_owned(user_id, conversation_id):
+    """The one look-up every view uses: another user's id, a malformed id and a missing id
+    are the same 404."""
+    conversation = db.session.scalar(select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.user_id == user_id))
+    if conversation is None:
+        raise NotFound()
+    return conversation
+
+
+def list_filters(user_id, project_id=None, q=None):
+    conditions = [Conversation.user_id == user_id]
+    if project_id is not None:
+        conditions.append(Conversation.project_id == project_id)
+    if q:
+        conditions.append(contains_folded(Conversation.title, q))
+    return conditions
+
+
+def page_query(conditions, page, page_size):
+    """Newest activity first; the id breaks ties so pages never overlap or skip."""
+    return (select(Conversation).where(*conditions)
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .limit(page_size).offset((page - 1) * page_size))
+
+
+def list_page(user_id, page, page_size, project_id=None, q=None):
+    conditions = list_filters(user_id, project_id, q)
+    total = db.session.scalar(select(func.count()).select_from(Conversation).where(*conditions))
+    items = db.session.scalars(page_query(conditions, page, page_size)).all()
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
+def update(conversation, fields):
+    for name, value in fields.items():
+        setattr(conversation, name, value)
+    db.session.commit()
+    return conversation
+
+
+def delete(conversation):
+    db.session.delete(conversation)
+    db.session.commit()
