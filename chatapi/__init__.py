@@ -9,10 +9,12 @@ from sqlalchemy import event
 from . import cli, errors, http
 from .api import register_blueprints
 from .config import Config, jwt_secret_kept_in
+from .glm import GLMClient
 from .extensions import EnvelopedApi, db, jwt, migrate
 from .models.text_search import register_sqlite_casefold
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
+from .tools import default_registry
 
 __version__ = "0.1.0"
 
@@ -85,6 +87,8 @@ def register_extensions(app):
     migrate.init_app(app, db, directory=migrations, render_as_batch=True, compare_type=True)
     jwt.init_app(app)
     app.extensions["chatapi.revocations"] = revocation_store(app.config)
+    app.extensions["chatapi.glm"] = GLMClient(app.config)
+    app.extensions["chatapi.tools"] = default_registry()
     app.extensions["chatapi.rate_limiter"] = RateLimiter(
         app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"])
     if app.config["CORS_ORIGINS"]:

@@ -16,6 +16,11 @@ def env_int(name, default):
     return int(value) if value is not None else default
 
 
+def env_float(name, default):
+    value = env_str(name)
+    return float(value) if value is not None else default
+
+
 def env_list(name, default=()):
     value = env_str(name)
     if value is None:
@@ -68,6 +73,10 @@ class Config:
             "ZHIPUAI_API_KEY": env_str("ZHIPUAI_API_KEY"),
             "GLM_BASE_URL": env_str("GLM_BASE_URL"),
             "GLM_MODELS": env_list("GLM_MODELS", DEFAULT_MODELS),
+            "GLM_CONNECT_TIMEOUT": env_float("GLM_CONNECT_TIMEOUT", 8.0),
+            "GLM_READ_TIMEOUT": env_float("GLM_READ_TIMEOUT", 300.0),
+            "GLM_MAX_RETRIES": env_int("GLM_MAX_RETRIES", 0),
+            "GLM_MAX_CONNECTIONS": env_int("GLM_MAX_CONNECTIONS", 1000),
             "REDIS_URL": redis_url,
             "OPEN_METEO_BASE_URL": env_str("OPEN_METEO_BASE_URL", "https://api.open-meteo.com/v1"),
             "OPEN_METEO_GEOCODING_URL": env_str(

@@ -1,6 +1,6 @@
-from . import auth, conversations, health
+from . import auth, conversations, health, tools
 
 
 def register_blueprints(api):
-    for module in (auth, conversations, health):
+    for module in (auth, conversations, health, tools):
         api.register_blueprint(module.blp)

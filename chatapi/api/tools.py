@@ -1,0 +1,43 @@
+from flask import current_app
+
+from ..schemas.envelope import envelope
+from ..schemas.tools import (ToolArgumentsSchema, ToolListQuerySchema, ToolListSchema,
+                             ToolRunSchema, ToolSchema)
+from ..tools import ToolContext
+from ..texts import wants_english
+from .blueprint import Blueprint
+from .security import login_required
+
+blp = Blueprint("tools", __name__, url_prefix="/api/tools", description="Tools")
+
+
+def registry():
+    return current_app.extensions["chatapi.tools"]
+
+
+def tool_context():
+    return ToolContext(config=current_app.config, language="en" if wants_english() else "zh",
+                       glm=current_app.extensions["chatapi.glm"])
+
+
+@blp.route("/", methods=["GET"])
+@login_required
+@blp.arguments(ToolListQuerySchema, location="query")
+@blp.response(200, envelope(ToolListSchema))
+def list_tools(query):
+    return {"data": registry().listing(query.get("category"))}
+
+
+@blp.route("/<name>", methods=["GET"])
+@login_required
+@blp.response(200, envelope(ToolSchema))
+def get_tool(name):
+    return {"data": registry().get(name).describe()}
+
+
+@blp.route("/<name>/execute", methods=["POST"])
+@login_required
+@blp.arguments(ToolArgumentsSchema)
+@blp.response(200, envelope(ToolRunSchema))
+def execute_tool(arguments, name):
+    return {"data": registry().execute(name, arguments, tool_context())}

@@ -1,0 +1,2 @@
+"""code tools."""
+TOOLS = []

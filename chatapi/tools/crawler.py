@@ -1,0 +1,2 @@
+"""crawler tools."""
+TOOLS = []

@@ -1,0 +1,2 @@
+"""data tools."""
+TOOLS = []

@@ -1,0 +1,2 @@
+"""weather tools."""
+TOOLS = []
