@@ -2,6 +2,7 @@
 failure turned into the project's 502/503/504 errors (GLM-PROTOCOL.md)."""
 import logging
 import os
+from dataclasses import dataclass
 
 import httpx
 from zhipuai import ZhipuAI
@@ -73,6 +74,19 @@ class GLMClient:
             self._pid = os.getpid()
         return self._sdk
 
+    def stream_chat(self, *, model, messages, temperature, max_tokens, thinking, tools=None):
+        """Start a streamed completion. Errors before the stream (HTTP status, connection)
+        raise here; errors during it raise from iterating the returned ChatStream."""
+        request = {"model": model, "messages": messages, "stream": True,
+                   "temperature": temperature, "max_tokens": max_tokens,
+                   "thinking": {"type": "enabled" if thinking else "disabled"}}
+        if tools:
+            request.update(tools=tools, tool_choice="auto")
+        try:
+            return ChatStream(self.sdk.chat.completions.create(**request))
+        except (ZhipuAIError, httpx.HTTPError) as error:
+            raise translate(error) from error
+
     def web_search(self, query, count):
         try:
             answer = self.sdk.web_search.web_search(search_engine="search_std",
@@ -82,3 +96,83 @@ class GLMClient:
         return [{"title": item.title, "url": item.link, "snippet": item.content,
                  "published": item.publish_date}
                 for item in (answer.search_result or [])][:count]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """One complete tool call; `arguments` is the model's JSON string, possibly invalid."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: str
+    usage: dict
+
+
+class ChatStream:
+    """Typed events of one streamed completion. `close()` hangs up on the provider at once
+    (leaving the loop alone would keep the upstream connection streaming until GC)."""
+
+    def __init__(self, sdk_stream):
+        self._stream = sdk_stream
+
+    def close(self):
+        self._stream.response.close()
+
+    def __iter__(self):
+        calls = {}
+        finish = None
+        try:
+            for chunk in self._stream:
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                delta = choice.delta
+                if delta.reasoning_content:
+                    yield ReasoningDelta(delta.reasoning_content)
+                if delta.content:
+                    yield TextDelta(delta.content)
+                for call in delta.tool_calls or ():
+                    merge_tool_call_fragment(calls, call)
+                if choice.finish_reason:
+                    finish = Finish(choice.finish_reason, usage_of(chunk))
+        except (ZhipuAIError, httpx.HTTPError) as error:
+            raise translate(error) from error
+        if finish is None:
+            raise UpstreamError(details={"provider_error": "stream ended without finish_reason"})
+        for index in sorted(calls):
+            call = calls[index]
+            yield ToolCallRequest(call["id"] or f"call_{index}", call["name"], call["arguments"])
+        yield finish
+
+
+def merge_tool_call_fragment(calls, fragment):
+    """GLM sends each call whole by default, in fragments with `tool_stream`: merge by index."""
+    call = calls.setdefault(fragment.index, {"id": None, "name": "", "arguments": ""})
+    if fragment.id:
+        call["id"] = fragment.id
+    if fragment.function is not None:
+        call["name"] += fragment.function.name or ""
+        call["arguments"] += fragment.function.arguments or ""
+
+
+def usage_of(chunk):
+    usage = chunk.usage
+    if usage is None:
+        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}

@@ -1,6 +1,6 @@
-from . import auth, conversations, health, tools
+from . import auth, conversations, health, messages, tools
 
 
 def register_blueprints(api):
-    for module in (auth, conversations, health, tools):
+    for module in (auth, conversations, health, messages, tools):
         api.register_blueprint(module.blp)

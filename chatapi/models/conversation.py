@@ -38,6 +38,8 @@ class Conversation(db.Model):
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
     user = relationship("User", back_populates="conversations")
+    messages = relationship("Message", back_populates="conversation",
+                            cascade="all, delete-orphan", passive_deletes=True)
 
     def __repr__(self):
         return f"<Conversation {self.id} of user {self.user_id}>"

@@ -1,0 +1,78 @@
+from flask import Response, current_app, stream_with_context
+from flask_jwt_extended import current_user
+
+from ..errors import ApiError
+from ..schemas.envelope import envelope
+from ..schemas.messages import (ExchangeSchema, MessageListQuerySchema, MessagePageSchema,
+                                SendMessageSchema)
+from ..services import chat, messages
+from ..texts import say
+from . import sse
+from .blueprint import Blueprint
+from .security import login_required
+from .tools import tool_context
+
+blp = Blueprint("messages", __name__, url_prefix="/api/messages",
+                description="Messages and answers from GLM")
+
+
+def begin_exchange(body):
+    return chat.begin(current_user.id, body["conversation_id"], body["content"],
+                      body["tools_enabled"], config=current_app.config,
+                      registry=current_app.extensions["chatapi.tools"])
+
+
+def exchange_runner(exchange):
+    glm = current_app.extensions["chatapi.glm"]
+    registry = current_app.extensions["chatapi.tools"]
+    context = tool_context()
+    rounds = current_app.config["TOOL_MAX_ROUNDS"]
+    return lambda: chat.run(exchange, glm, registry, context, rounds)
+
+
+@blp.route("/<conversation_id>", methods=["GET"])
+@login_required
+@blp.arguments(MessageListQuerySchema, location="query")
+@blp.response(200, envelope(MessagePageSchema))
+def list_messages(query, conversation_id):
+    return {"data": messages.list_page(current_user.id, conversation_id, **query)}
+
+
+@blp.route("/", methods=["POST"])
+@login_required
+@blp.arguments(SendMessageSchema)
+@blp.response(201, envelope(ExchangeSchema))
+def send_message(body):
+    exchange = begin_exchange(body)
+    try:
+        for _ in exchange_runner(exchange)():
+            pass
+    except ApiError as error:
+        exchange.fail(error)
+        error.data = ExchangeSchema().dump({"user_message": exchange.user_message,
+                                            "assistant_message": chat.finish(exchange)})
+        raise
+    return {"data": {"user_message": exchange.user_message,
+                     "assistant_message": chat.finish(exchange)}}
+
+
+@blp.route("/stream", methods=["POST"])
+@login_required
+@blp.arguments(SendMessageSchema)
+@blp.doc(responses={200: {"description": "Server-Sent Events: start, thinking, text, "
+                                         "tool_call, tool_result, then done or error",
+                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+def stream_message(body):
+    exchange = begin_exchange(body)
+    events = sse.relay(exchange, exchange_runner(exchange), chat.finish,
+                       current_app.config["SSE_PING_SECONDS"])
+    return Response(stream_with_context(events), mimetype="text/event-stream",
+                    headers=sse.HEADERS)
+
+
+@blp.route("/<message_id>", methods=["DELETE"])
+@login_required
+@blp.response(200, envelope())
+def delete_message(message_id):
+    messages.delete(messages.get_owned(current_user.id, message_id))
+    return {"message": say("message_deleted")}

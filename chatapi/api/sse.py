@@ -1,0 +1,68 @@
+"""Server-Sent Events for one exchange: a reader (a greenlet under gunicorn's gevent worker,
+a thread elsewhere) runs the exchange and feeds a queue; the response generator relays it,
+sending `: ping` whenever the model has been silent for SSE_PING_SECONDS."""
+import json
+import logging
+import queue
+import threading
+
+from ..errors import CODE_BY_STATUS, ApiError, UpstreamError
+from ..schemas.messages import MessageSchema
+from ..texts import say
+
+log = logging.getLogger(__name__)
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+PING = ": ping\n\n"
+message_schema = MessageSchema()
+_END = object()
+
+
+def event(kind, data):
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def read_into(events, run_exchange):
+    try:
+        for item in run_exchange():
+            events.put(item)
+        events.put(_END)
+    except ApiError as error:
+        events.put(error)
+    except Exception as error:
+        log.exception("exchange failed unexpectedly")
+        events.put(UpstreamError(details={"provider_error": type(error).__name__}))
+
+
+def relay(exchange, run_exchange, finish_exchange, ping_seconds):
+    events = queue.Queue()
+    reader = threading.Thread(target=read_into, args=(events, run_exchange), daemon=True)
+    reader.start()
+    stored = None
+    try:
+        yield event("start", {"user_message": message_schema.dump(exchange.user_message),
+                              "assistant_message_id": exchange.assistant_message_id})
+        while True:
+            try:
+                item = events.get(timeout=ping_seconds)
+            except queue.Empty:
+                yield PING
+                continue
+            if item is _END:
+                stored = finish_exchange(exchange)
+                yield event("done", {"assistant_message": message_schema.dump(stored)})
+                return
+            if isinstance(item, ApiError):
+                exchange.fail(item)
+                stored = finish_exchange(exchange)
+                yield event("error", {"code": CODE_BY_STATUS[item.status],
+                                      "message": say(item.text_key),
+                                      "assistant_message": message_schema.dump(stored)})
+                return
+            yield event(*item)
+    except GeneratorExit:
+        if stored is None:
+            exchange.cancel()
+            reader.join(timeout=5)
+            finish_exchange(exchange)
+        raise

@@ -1,0 +1,40 @@
+import secrets
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .timestamps import UTCDateTime, utcnow
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def new_message_id():
+    return "msg_" + secrets.token_urlsafe(16)
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    # History is read oldest-to-newest (and newest-first for `limit`), within one conversation.
+    __table_args__ = (Index("ix_messages_conversation_created", "conversation_id", "created_at",
+                            "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_message_id)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    reasoning_content: Mapped[str | None] = mapped_column(Text)
+    tool_calls = mapped_column(JSONDocument, nullable=False, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="completed")
+    error: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(64))
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    usage = mapped_column(JSONDocument)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    conversation = relationship("Conversation", back_populates="messages")
+
+    def __repr__(self):
+        return f"<Message {self.id} {self.role} in {self.conversation_id}>"

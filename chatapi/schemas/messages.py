@@ -1,0 +1,65 @@
+from flask import current_app
+from marshmallow import ValidationError, fields, validate, validates
+
+from .base import BaseSchema, Timestamp
+
+
+class SendMessageSchema(BaseSchema):
+    conversation_id = fields.String(required=True, validate=validate.Length(1, 64))
+    content = fields.String(required=True)
+    tools_enabled = fields.Boolean(load_default=True)
+
+    @validates("content")
+    def content_fits(self, value, **_kwargs):
+        if not value.strip():
+            raise ValidationError("Must not be blank.")
+        limit = current_app.config["MAX_MESSAGE_CHARS"]
+        if len(value) > limit:
+            raise ValidationError(f"Longer than maximum length {limit}.")
+
+
+class MessageListQuerySchema(BaseSchema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    before = fields.String(validate=validate.Length(1, 64),
+                           metadata={"description": "a message id: page further back"})
+
+
+class ToolCallRecordSchema(BaseSchema):
+    id = fields.String()
+    name = fields.String()
+    arguments = fields.Raw()
+    result = fields.Raw(allow_none=True)
+    status = fields.String()
+    duration_ms = fields.Float()
+
+
+class UsageSchema(BaseSchema):
+    prompt_tokens = fields.Integer()
+    completion_tokens = fields.Integer()
+    total_tokens = fields.Integer()
+
+
+class MessageSchema(BaseSchema):
+    id = fields.String()
+    conversation_id = fields.String()
+    role = fields.String()
+    content = fields.String()
+    reasoning_content = fields.String(allow_none=True)
+    tool_calls = fields.List(fields.Nested(ToolCallRecordSchema))
+    status = fields.String()
+    error = fields.String(allow_none=True)
+    model = fields.String(allow_none=True)
+    finish_reason = fields.String(allow_none=True)
+    usage = fields.Nested(UsageSchema, allow_none=True)
+    created_at = Timestamp()
+
+
+class MessagePageSchema(BaseSchema):
+    items = fields.List(fields.Nested(MessageSchema))
+    total = fields.Integer()
+    has_more = fields.Boolean()
+
+
+class ExchangeSchema(BaseSchema):
+    user_message = fields.Nested(MessageSchema)
+    assistant_message = fields.Nested(MessageSchema)

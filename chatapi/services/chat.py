@@ -1,0 +1,214 @@
+"""One exchange with GLM: store the user's message, ask the model (running tools it calls),
+store the answer once at the end — completed, incomplete or error."""
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ..errors import ApiError, UpstreamError
+from ..extensions import db
+from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
+from ..models import Conversation, Message
+from ..models.conversation import DEFAULT_TITLE
+from ..models.message import new_message_id
+from ..models.timestamps import utcnow
+from ..texts import say
+from . import conversations, history, messages
+
+log = logging.getLogger(__name__)
+
+TITLE_CHARS = 30
+
+
+@dataclass
+class Exchange:
+    """Everything one answer needs, loaded before the model is called, so no database
+    connection is held while it streams; and what the answer has gathered so far."""
+
+    conversation_id: str
+    model: str
+    temperature: float
+    max_tokens: int
+    thinking: bool
+    wire: list
+    tools: list | None
+    user_message: Message
+    assistant_message_id: str = field(default_factory=new_message_id)
+    started_at: object = None
+    text: list = field(default_factory=list)
+    reasoning: list = field(default_factory=list)
+    tool_calls: list = field(default_factory=list)
+    usage: dict = field(default_factory=lambda: dict.fromkeys(
+        ("prompt_tokens", "completion_tokens", "total_tokens"), 0))
+    finish_reason: str | None = None
+    status: str = "completed"
+    error: str | None = None
+    cancelled: bool = False
+    stream: object = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self):
+        """The client went away: hang up on the provider now and keep what arrived."""
+        with self.lock:
+            self.cancelled = True
+            self.status = "incomplete"
+            if self.stream is not None:
+                self.stream.close()
+
+    def fail(self, error):
+        if not self.cancelled:
+            self.status = "error"
+            self.error = say(error.text_key)
+            if error.details and error.details.get("provider_message"):
+                self.error += f": {error.details['provider_message']}"
+
+
+def title_from(content):
+    line = " ".join(content.split())
+    return line[:TITLE_CHARS] or DEFAULT_TITLE
+
+
+def begin(user_id, conversation_id, content, tools_enabled, *, config, registry):
+    conversation = conversations.get_owned(user_id, conversation_id)
+    earlier = messages.replayable_history(conversation.id)
+    user_message = Message(conversation_id=conversation.id, role="user", content=content,
+                           status="completed", tool_calls=[])
+    db.session.add(user_message)
+    conversation.message_count += 1
+    conversation.updated_at = utcnow()
+    if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
+        conversation.title = title_from(content)
+    db.session.commit()
+    wire = history.build_wire_messages(
+        system_prompt=conversation.system_prompt, history=earlier, new_content=content,
+        model=conversation.model, max_tokens=conversation.max_tokens,
+        tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
+    exchange = Exchange(
+        conversation_id=conversation.id, model=conversation.model,
+        temperature=conversation.temperature, max_tokens=conversation.max_tokens,
+        thinking=conversation.thinking_enabled, wire=wire,
+        tools=[tool.as_function() for tool in registry.tools.values()] if tools_enabled else None,
+        user_message=user_message,
+        started_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)))
+    db.session.expunge(user_message)
+    # Release the connection before the model is asked: a stream may last minutes.
+    db.session.close()
+    return exchange
+
+
+def run(exchange, glm, registry, tool_context, max_rounds):
+    """Yield ("thinking"|"text"|"tool_call"|"tool_result", data) as the answer unfolds. Raises
+    ApiError when the provider fails; the exchange keeps the partial answer."""
+    for round_number in range(max_rounds + 1):
+        offered = exchange.tools if round_number < max_rounds else None
+        round_text, calls = [], []
+        stream = glm.stream_chat(
+            model=exchange.model, messages=exchange.wire, temperature=exchange.temperature,
+            max_tokens=exchange.max_tokens, thinking=exchange.thinking, tools=offered)
+        with exchange.lock:
+            exchange.stream = stream
+            if exchange.cancelled:
+                stream.close()
+                return
+        for event in stream:
+            if isinstance(event, TextDelta):
+                exchange.text.append(event.text)
+                round_text.append(event.text)
+                yield "text", {"delta": event.text}
+            elif isinstance(event, ReasoningDelta):
+                exchange.reasoning.append(event.text)
+                yield "thinking", {"delta": event.text}
+            elif isinstance(event, ToolCallRequest):
+                calls.append(event)
+            elif isinstance(event, Finish):
+                record_finish(exchange, event)
+        # Calls the model makes when no tools were offered (the last round) are not run.
+        if not calls or offered is None:
+            return
+        exchange.wire.append({"role": "assistant", "content": "".join(round_text) or None,
+                              "tool_calls": [wire_call(call) for call in calls]})
+        for call in calls:
+            if exchange.cancelled:
+                return
+            arguments = parse_arguments(call.arguments)
+            yield "tool_call", {"id": call.id, "name": call.name,
+                                "arguments": arguments if arguments is not None else {}}
+            record = run_tool(registry, tool_context, call, arguments)
+            exchange.tool_calls.append(record)
+            yield "tool_result", {key: record[key] for key in
+                                  ("id", "name", "result", "status", "duration_ms")}
+            exchange.wire.append({"role": "tool", "tool_call_id": call.id,
+                                  "content": history.tool_result_text(
+                                      record["result"],
+                                      tool_context.config["TOOL_RESULT_MAX_CHARS"])})
+
+
+def record_finish(exchange, finish):
+    exchange.finish_reason = finish.reason
+    for key in exchange.usage:
+        exchange.usage[key] += finish.usage.get(key, 0)
+    if finish.reason == "length":
+        exchange.status = "incomplete"
+    elif finish.reason in ("sensitive", "network_error"):
+        raise UpstreamError(details={"provider_error": f"finish_reason {finish.reason}",
+                                     "provider_message": finish.reason})
+
+
+def wire_call(call):
+    return {"id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def parse_arguments(raw):
+    try:
+        arguments = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return None
+    return arguments if isinstance(arguments, dict) else None
+
+
+def run_tool(registry, tool_context, call, arguments):
+    """A failing tool becomes an error result the model sees, never a crash."""
+    started = time.perf_counter()
+    record = {"id": call.id, "name": call.name,
+              "arguments": arguments if arguments is not None else {}}
+    if arguments is None:
+        result, status = {"error": "arguments are not a valid JSON object",
+                          "arguments": call.arguments}, "error"
+    else:
+        try:
+            result = registry.execute(call.name, arguments, tool_context)["result"]
+            status = "ok"
+        except ApiError as error:
+            result = {"error": say(error.text_key), "code": error.status}
+            if error.details:
+                result["details"] = error.details
+            status = "error"
+        except Exception:
+            log.exception("tool %s failed", call.name)
+            result, status = {"error": "the tool failed unexpectedly"}, "error"
+    record.update(result=result, status=status,
+                  duration_ms=round((time.perf_counter() - started) * 1000, 1))
+    return record
+
+
+def finish(exchange):
+    """Write the answer once, in one short transaction; the conversation follows."""
+    message = Message(
+        id=exchange.assistant_message_id, conversation_id=exchange.conversation_id,
+        role="assistant", content="".join(exchange.text),
+        reasoning_content="".join(exchange.reasoning) or None,
+        tool_calls=exchange.tool_calls, status=exchange.status, error=exchange.error,
+        model=exchange.model, finish_reason=exchange.finish_reason, usage=exchange.usage,
+        created_at=exchange.started_at)
+    conversation = db.session.get(Conversation, exchange.conversation_id)
+    if conversation is None:
+        log.info("conversation %s was deleted during its answer", exchange.conversation_id)
+        return message
+    db.session.add(message)
+    conversation.message_count += 1
+    conversation.updated_at = utcnow()
+    db.session.commit()
+    return message

@@ -1,0 +1,60 @@
+"""Stored messages, reached only through a conversation the caller owns."""
+from sqlalchemy import and_, func, or_, select
+
+from ..errors import NotFound, ValidationFailed
+from ..extensions import db
+from ..models import Conversation, Message
+from ..models.timestamps import utcnow
+from . import conversations
+
+
+def chronological():
+    return Message.created_at.asc(), Message.id.asc()
+
+
+def older_than(message):
+    return or_(Message.created_at < message.created_at,
+               and_(Message.created_at == message.created_at, Message.id < message.id))
+
+
+def list_page(user_id, conversation_id, limit, before=None):
+    """The newest `limit` messages (older than `before` when given), oldest first."""
+    conversation = conversations.get_owned(user_id, conversation_id)
+    in_conversation = Message.conversation_id == conversation.id
+    conditions = [in_conversation]
+    if before is not None:
+        anchor = db.session.scalar(select(Message).where(in_conversation, Message.id == before))
+        if anchor is None:
+            raise ValidationFailed(details={"before": ["Not a message of this conversation."]})
+        conditions.append(older_than(anchor))
+    newest_first = db.session.scalars(
+        select(Message).where(*conditions)
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)).all()
+    total = db.session.scalar(select(func.count()).select_from(Message).where(in_conversation))
+    return {"items": list(reversed(newest_first[:limit])), "total": total,
+            "has_more": len(newest_first) > limit}
+
+
+def get_owned(user_id, message_id):
+    message = db.session.scalar(
+        select(Message).join(Conversation).where(Message.id == message_id,
+                                                 Conversation.user_id == user_id))
+    if message is None:
+        raise NotFound()
+    return message
+
+
+def delete(message):
+    conversation = message.conversation
+    db.session.delete(message)
+    conversation.message_count = max(0, conversation.message_count - 1)
+    conversation.updated_at = utcnow()
+    db.session.commit()
+
+
+def replayable_history(conversation_id):
+    """What the model sees of earlier turns: everything but failed answers, in order."""
+    return db.session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id,
+                              Message.status != "error")
+        .order_by(*chronological())).all()
