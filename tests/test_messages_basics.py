@@ -77,8 +77,8 @@ def test_without_an_api_key_the_answer_is_503_and_both_messages_are_stored(
     assert listed["data"]["title"] == "hello"
 
 
-def test_without_an_api_key_the_stream_ends_with_an_error_event(client, auth_headers,
-                                                               conversation):
+def test_without_an_api_key_the_stream_ends_with_an_error_event(
+        client, auth_headers, conversation):
     response = client.post(URL + "stream", json={"conversation_id": conversation["id"],
                                                  "content": "hello"}, headers=auth_headers)
     assert response.status_code == 200
@@ -93,8 +93,8 @@ def test_without_an_api_key_the_stream_ends_with_an_error_event(client, auth_hea
     assert [m["status"] for m in items] == ["completed", "error"]
 
 
-def test_list_returns_the_newest_limit_in_chronological_order(client, auth_headers,
-                                                             conversation, add_messages):
+def test_list_returns_the_newest_limit_in_chronological_order(
+        client, auth_headers, conversation, add_messages):
     ids = add_messages(conversation["id"], 7)
     data = client.get(URL + conversation["id"], query_string={"limit": 3},
                       headers=auth_headers).json["data"]
@@ -151,8 +151,8 @@ def test_delete_a_message(client, auth_headers, conversation, add_messages):
     assert client.delete(URL + ids[0], headers=auth_headers).status_code == 404
 
 
-def test_deleting_a_conversation_deletes_its_messages(client, auth_headers, conversation,
-                                                     add_messages):
+def test_deleting_a_conversation_deletes_its_messages(
+        client, auth_headers, conversation, add_messages):
     add_messages(conversation["id"], 4)
     other = client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]
     kept = add_messages(other["id"], 1)
