@@ -63,16 +63,12 @@ def configure(app):
 
 
 def engine_options(config):
-    url = config["SQLALCHEMY_DATABASE_URI"]
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 5}}
-    return {
-        "pool_pre_ping": True,
-        "pool_size": config["DB_POOL_SIZE"],
-        "max_overflow": 0,
-        "pool_timeout": 10,
-        "connect_args": {"connect_timeout": config["DB_CONNECT_TIMEOUT"]},
-    }
+    """A bounded pool per worker: streams hold no connection, so a few serve many streams."""
+    pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0, "pool_timeout": 10}
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return {**pool, "connect_args": {"timeout": 5}}
+    return {**pool, "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": config["DB_CONNECT_TIMEOUT"]}}
 
 
 def configure_logging(app):

@@ -128,3 +128,10 @@ def other_headers(app, other_user):
 def expired_access_token(user):
     from datetime import timedelta
     return create_access_token(identity=str(user.id), expires_delta=timedelta(seconds=-10))
+
+
+@pytest.fixture(scope="session")
+def glm_simulator():
+    from .simulator_client import running_simulator
+    with running_simulator() as simulator:
+        yield simulator

@@ -27,7 +27,7 @@ def wait_until_serving(url, process, timeout=20):
         try:
             if requests.get(url, timeout=1).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout}s")

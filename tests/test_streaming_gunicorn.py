@@ -1,0 +1,130 @@
+"""Streaming on the deployment operators run: one gunicorn gevent worker, the real SDK, the
+GLM simulator; the database pool holds only two connections."""
+import threading
+import time
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from chatapi.extensions import db
+from chatapi.models import Message
+
+from .conftest import JWT_TEST_SECRET, app_config
+from .servers import gunicorn
+from .simulator_client import wait_for
+from .sse_client import events
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def service(app, database_url, glm_simulator):
+    glm_simulator.reset()
+    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
+           "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
+           "GLM_BASE_URL": glm_simulator.base_url, "DB_POOL_SIZE": "2",
+           "LOG_LEVEL": "WARNING"}
+    with gunicorn(env, workers=1) as base:
+        yield base
+
+
+@pytest.fixture
+def conversation_id(service, auth_headers):
+    response = requests.post(f"{service}/api/conversations/", json={}, headers=auth_headers,
+                             timeout=5)
+    return response.json()["data"]["id"]
+
+
+def open_stream(service, headers, conversation_id, content):
+    return requests.post(f"{service}/api/messages/stream", stream=True, timeout=60,
+                         headers=headers,
+                         json={"conversation_id": conversation_id, "content": content})
+
+
+def stored_answer(conversation_id):
+    db.session.expire_all()
+    return db.session.scalar(select(Message).where(Message.conversation_id == conversation_id,
+                                                   Message.role == "assistant"))
+
+
+def test_text_arrives_while_the_model_is_still_writing(service, auth_headers, conversation_id):
+    with open_stream(service, auth_headers, conversation_id,
+                     "[[chunks:10]][[delay:300]]") as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        timeline = [(kind, data, t) for kind, data, t in events(response)]
+    first_text = next(t for kind, _, t in timeline if kind == "text")
+    done_at = timeline[-1][2]
+    assert timeline[-1][0] == "done"
+    # The simulator sends its last chunk ~3 s in; the first must reach us ~0.3 s in.
+    assert first_text < 1.0 and done_at - first_text > 2.0, (first_text, done_at)
+    text = "".join(data["delta"] for kind, data, _ in timeline if kind == "text")
+    assert text == timeline[-1][1]["assistant_message"]["content"]
+    assert stored_answer(conversation_id).content == text
+
+
+def test_a_client_hanging_up_stops_the_upstream_and_keeps_an_incomplete_answer(
+        service, auth_headers, conversation_id, glm_simulator):
+    received = []
+    with open_stream(service, auth_headers, conversation_id,
+                     "[[chunks:100]][[delay:100]]") as response:
+        for kind, data, _ in events(response):
+            received.append((kind, data))
+            if len(received) == 3:
+                break
+        hung_up_at = time.monotonic()
+    hangups = wait_for(glm_simulator.hangups, timeout=2.0)
+    assert hangups, "the simulator never saw the hang-up"
+    assert time.monotonic() - hung_up_at < 2.0
+    assert hangups[0]["chunks_sent"] < 100
+    answer = wait_for(lambda: stored_answer(conversation_id), timeout=5.0)
+    assert answer is not None and answer.status == "incomplete"
+    got = "".join(data["delta"] for kind, data in received if kind == "text")
+    assert answer.content.startswith(got)
+    user_messages = db.session.scalars(select(Message).where(
+        Message.conversation_id == conversation_id, Message.role == "user")).all()
+    assert len(user_messages) == 1
+
+
+def test_a_20_second_silence_carries_pings(service, auth_headers, conversation_id):
+    with open_stream(service, auth_headers, conversation_id,
+                     "[[stall:20]][[reply:finally]]") as response:
+        timeline = list(events(response))
+    pings = [t for kind, text, t in timeline if kind == "comment" and text == "ping"]
+    first_text = next(t for kind, _, t in timeline if kind == "text")
+    assert pings and all(t < first_text for t in pings)
+    gaps = [later - earlier for earlier, later in zip([0.0] + pings, pings + [first_text])]
+    assert max(gaps) <= 16.0, gaps
+    assert timeline[-1][0] == "done"
+
+
+def test_20_concurrent_streams_on_one_worker_with_a_pool_of_2(service, auth_headers,
+                                                              glm_simulator):
+    conversations = [requests.post(f"{service}/api/conversations/", json={},
+                                   headers=auth_headers, timeout=5).json()["data"]["id"]
+                     for _ in range(20)]
+    outcomes = {}
+
+    def converse(conversation_id):
+        with open_stream(service, auth_headers, conversation_id,
+                         "[[chunks:20]][[delay:100]]") as response:
+            timeline = list(events(response))
+        text = "".join(data["delta"] for kind, data, _ in timeline if kind == "text")
+        outcomes[conversation_id] = (timeline[-1][0], text,
+                                     timeline[-1][1]["assistant_message"]["content"])
+
+    streams = [threading.Thread(target=converse, args=(cid,)) for cid in conversations]
+    for thread in streams:
+        thread.start()
+    wait_for(lambda: glm_simulator.stats()["active_streams"] >= 20, timeout=5.0)
+    latencies = []
+    for _ in range(10):
+        started = time.perf_counter()
+        listed = requests.get(f"{service}/api/conversations/", headers=auth_headers, timeout=5)
+        latencies.append(time.perf_counter() - started)
+        assert listed.status_code == 200
+    for thread in streams:
+        thread.join(timeout=30)
+    assert len(outcomes) == 20
+    assert all(kind == "done" and text == content for kind, text, content in outcomes.values())
+    assert max(latencies) < 1.0, latencies
