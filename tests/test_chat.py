@@ -243,8 +243,8 @@ def test_the_length_limit_leaves_an_incomplete_answer(chat, auth_headers, conver
     assert answer["status"] == "incomplete" and answer["finish_reason"] == "length"
 
 
-def test_history_is_replayed_without_error_answers(chat, auth_headers, conversation,
-                                                  glm_simulator):
+def test_history_is_replayed_without_error_answers(
+        chat, auth_headers, conversation, glm_simulator):
     conv = conversation(system_prompt="You are terse.")
     send(chat, auth_headers, conv["id"], "first")
     send(chat, auth_headers, conv["id"], "[[http:500]]")
