@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install run test lint
+.PHONY: install run test lint demo
 
 install: $(VENV)/.installed
 
@@ -21,3 +21,6 @@ test: install
 
 lint: install
 	$(BIN)/flake8
+
+demo: install
+	bash deploy/demo.sh

@@ -1,7 +1,6 @@
 from flask import Response, current_app, stream_with_context
 from flask_jwt_extended import current_user
 
-from ..errors import ApiError
 from ..schemas.envelope import envelope
 from ..schemas.messages import (ExchangeSchema, MessageListQuerySchema, MessagePageSchema,
                                 SendMessageSchema)
@@ -44,16 +43,14 @@ def list_messages(query, conversation_id):
 @blp.response(201, envelope(ExchangeSchema))
 def send_message(body):
     exchange = begin_exchange(body)
-    try:
-        for _ in exchange_runner(exchange)():
-            pass
-    except ApiError as error:
+    error = chat.run_to_end(exchange_runner(exchange))
+    if error is not None:
         exchange.fail(error)
-        error.data = ExchangeSchema().dump({"user_message": exchange.user_message,
-                                            "assistant_message": chat.finish(exchange)})
-        raise
-    return {"data": {"user_message": exchange.user_message,
-                     "assistant_message": chat.finish(exchange)}}
+    both = {"user_message": exchange.user_message, "assistant_message": chat.finish(exchange)}
+    if error is not None:
+        error.data = ExchangeSchema().dump(both)
+        raise error
+    return {"data": both}
 
 
 @blp.route("/stream", methods=["POST"])

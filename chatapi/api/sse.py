@@ -2,15 +2,13 @@
 a thread elsewhere) runs the exchange and feeds a queue; the response generator relays it,
 sending `: ping` whenever the model has been silent for SSE_PING_SECONDS."""
 import json
-import logging
 import queue
 import threading
 
-from ..errors import CODE_BY_STATUS, ApiError, UpstreamError
+from ..errors import CODE_BY_STATUS, ApiError
 from ..schemas.messages import MessageSchema
+from ..services.chat import as_api_error
 from ..texts import say
-
-log = logging.getLogger(__name__)
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PING = ": ping\n\n"
@@ -27,11 +25,8 @@ def read_into(events, run_exchange):
         for item in run_exchange():
             events.put(item)
         events.put(_END)
-    except ApiError as error:
-        events.put(error)
-    except Exception as error:
-        log.exception("exchange failed unexpectedly")
-        events.put(UpstreamError(details={"provider_error": type(error).__name__}))
+    except Exception as error:  # every failure must reach the client as an event
+        events.put(as_api_error(error))
 
 
 def relay(exchange, run_exchange, finish_exchange, ping_seconds):

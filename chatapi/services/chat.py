@@ -145,6 +145,23 @@ def run(exchange, glm, registry, tool_context, max_rounds):
                                       tool_context.config["TOOL_RESULT_MAX_CHARS"])})
 
 
+def run_to_end(run_exchange):
+    """Drain an exchange that nobody streams; its failure, if any, comes back as an ApiError."""
+    try:
+        for _ in run_exchange():
+            pass
+    except Exception as error:  # every failure must end as a stored answer
+        return as_api_error(error)
+    return None
+
+
+def as_api_error(error):
+    if isinstance(error, ApiError):
+        return error
+    log.error("exchange failed unexpectedly", exc_info=error)
+    return UpstreamError(details={"provider_error": type(error).__name__})
+
+
 def record_finish(exchange, finish):
     exchange.finish_reason = finish.reason
     for key in exchange.usage:
