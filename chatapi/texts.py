@@ -35,6 +35,11 @@ TEXTS = {
     "email_taken": ("邮箱已被占用", "Email is already taken"),
     "invalid_refresh_token": ("refresh_token 无效", "Invalid refresh_token"),
     "database_unavailable": ("数据库不可用", "The database is unavailable"),
+    "url_refused": ("该网址指向不允许访问的地址", "The URL points to an address that may not be fetched"),
+    "url_invalid": ("网址无效，只支持 http 和 https", "Invalid URL: only http and https are supported"),
+    "too_many_redirects": ("重定向次数过多", "Too many redirects"),
+    "binary_content": ("该网址返回的是二进制内容，无法作为文本读取",
+                       "The URL returned binary content, which cannot be read as text"),
     "invalid_username": (
         "用户名只能包含字母、数字、下划线、连字符和点，长度 3–32",
         "Username must be 3–32 letters, digits, _ - or ."),
