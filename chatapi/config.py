@@ -81,6 +81,7 @@ class Config:
             "OPEN_METEO_BASE_URL": env_str("OPEN_METEO_BASE_URL", "https://api.open-meteo.com/v1"),
             "OPEN_METEO_GEOCODING_URL": env_str(
                 "OPEN_METEO_GEOCODING_URL", "https://geocoding-api.open-meteo.com/v1"),
+            "WEATHER_TIMEOUT": env_float("WEATHER_TIMEOUT", 10.0),
             "FETCH_ALLOWED_HOSTS": env_list("FETCH_ALLOWED_HOSTS"),
             "FETCH_MAX_BYTES": env_int("FETCH_MAX_BYTES", 5_000_000),
             "FETCH_TIMEOUT": env_float("FETCH_TIMEOUT", 10.0),

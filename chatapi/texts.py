@@ -35,6 +35,7 @@ TEXTS = {
     "email_taken": ("邮箱已被占用", "Email is already taken"),
     "invalid_refresh_token": ("refresh_token 无效", "Invalid refresh_token"),
     "database_unavailable": ("数据库不可用", "The database is unavailable"),
+    "city_not_found": ("未找到该城市", "City not found"),
     "url_refused": ("该网址指向不允许访问的地址", "The URL points to an address that may not be fetched"),
     "url_invalid": ("网址无效，只支持 http 和 https", "Invalid URL: only http and https are supported"),
     "too_many_redirects": ("重定向次数过多", "Too many redirects"),
