@@ -87,10 +87,11 @@ class GLMClient:
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
 
-    def web_search(self, query, count):
+    def web_search(self, query, count, timeout):
         try:
             answer = self.sdk.web_search.web_search(search_engine="search_std",
-                                                    search_query=query, count=count)
+                                                    search_query=query, count=count,
+                                                    timeout=timeout)
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
         return [{"title": item.title, "url": item.link, "snippet": item.content,

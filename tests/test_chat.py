@@ -295,14 +295,3 @@ def test_the_first_message_names_the_conversation(chat, client, auth_headers, co
     send(chat, auth_headers, renamed["id"], "hello")
     assert client.get("/api/conversations/" + renamed["id"],
                       headers=auth_headers).json["data"]["title"] == "Mine"
-
-
-def test_web_search_tool_goes_through_the_same_client(chat, auth_headers, glm_simulator):
-    response = chat.post("/api/tools/web_search/execute", json={"query": "flask", "count": 3},
-                         headers=auth_headers)
-    assert response.status_code == 200, response.json
-    results = response.json["data"]["result"]["results"]
-    assert len(results) == 3
-    assert set(results[0]) == {"title", "url", "snippet", "published"}
-    searches = [r for r in glm_simulator.requests() if r["path"].endswith("/web_search")]
-    assert searches[-1]["body"]["search_query"] == "flask"

@@ -244,4 +244,26 @@ EXTRACT_LINKS = Tool(
     handler=extract_links,
 )
 
-TOOLS = [FETCH_WEBPAGE, EXTRACT_LINKS]
+
+def search_web(arguments, context):
+    return {"results": context.glm.web_search(arguments["query"], arguments["count"],
+                                              timeout=context.config["WEB_SEARCH_TIMEOUT"])}
+
+
+WEB_SEARCH = Tool(
+    name="web_search", category="crawler",
+    description="Search the web (Zhipu web search) and return results with title, url, "
+                "snippet and publication date.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "minLength": 1, "maxLength": 500,
+                      "description": "What to search for"},
+            "count": {"type": "integer", "minimum": 1, "maximum": 20, "default": 10,
+                      "description": "How many results to return (1-20)"},
+        },
+        "required": ["query"],
+    },
+    handler=search_web, timeout=20.0)
+
+TOOLS = [WEB_SEARCH, FETCH_WEBPAGE, EXTRACT_LINKS]
