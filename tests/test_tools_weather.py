@@ -212,7 +212,7 @@ def test_stalled_upstream_is_a_504_after_the_configured_timeout(
     assert 0.25 < time.perf_counter() - started < 2
 
 
-def test_unreachable_upstream_is_503(make_app, auth_headers):
+def test_unreachable_upstream_is_502(make_app, auth_headers):
     with FakeOpenMeteo() as gone:
         url = f"{gone.url}/v1"
     client = make_app(OPEN_METEO_BASE_URL=url, OPEN_METEO_GEOCODING_URL=url).test_client()
@@ -220,8 +220,9 @@ def test_unreachable_upstream_is_503(make_app, auth_headers):
     response = client.post("/api/tools/current_weather/execute",
                            json={"latitude": 1, "longitude": 2}, headers=auth_headers)
 
-    assert response.status_code == 503
-    assert response.get_json()["error"]["code"] == "upstream_unavailable"
+    assert response.status_code == 502
+    assert response.get_json()["error"]["details"] == {"service": "forecast",
+                                                       "reason": "unreachable"}
 
 
 def test_weather_tools_are_listed_in_their_category(weather, client, auth_headers):

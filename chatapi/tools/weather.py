@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed
+from ..errors import UpstreamError, UpstreamTimeout, ValidationFailed
 from .registry import Tool
 from .wmo_codes import describe
 
@@ -133,7 +133,7 @@ def fetched(url, parameters, deadline, service):
         # A read that stalls mid-body surfaces as a connection error.
         if time.monotonic() >= deadline:
             raise UpstreamTimeout(details={"service": service}) from None
-        raise UpstreamUnavailable(details={"service": service}) from None
+        raise UpstreamError(details={"service": service, "reason": "unreachable"}) from None
     except requests.RequestException:
         raise UpstreamError(details={"service": service}) from None
     try:
