@@ -42,4 +42,12 @@ show "curl -N -X POST $BASE/messages/stream -d '{\"conversation_id\": \"$CONVERS
 curl -s -N -X POST "$BASE/messages/stream" -H "$AUTH" -H 'Content-Type: application/json' \
   -d "{\"conversation_id\": \"$CONVERSATION\", \"content\": $(printf '%s' "$QUESTION" | $BIN/python -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}"
 show "curl $BASE/messages/$CONVERSATION"
-curl -s "$BASE/messages/$CONVERSATION" -H "$AUTH" | $BIN/python -m json.tool --no-ensure-ascii | head -40
+SUMMARY=$(cat <<'PY'
+import json, sys
+for message in json.load(sys.stdin)["data"]["items"]:
+    print(f"{message['role']:>9} [{message['status']}] {message['content']}")
+    for call in message["tool_calls"]:
+        print(f"          tool {call['name']}({json.dumps(call['arguments'])}) -> {call['status']}")
+PY
+)
+curl -s "$BASE/messages/$CONVERSATION" -H "$AUTH" | $BIN/python -c "$SUMMARY"
