@@ -64,8 +64,11 @@ def configure(app):
 
 def engine_options(config):
     """A bounded pool per worker: streams hold no connection, so a few serve many streams."""
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        return {}  # one shared in-memory connection (SQLAlchemy's StaticPool)
     pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0, "pool_timeout": 10}
-    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+    if url.startswith("sqlite"):
         return {**pool, "connect_args": {"timeout": 5}}
     return {**pool, "pool_pre_ping": True,
             "connect_args": {"connect_timeout": config["DB_CONNECT_TIMEOUT"]}}
