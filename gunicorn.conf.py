@@ -17,3 +17,18 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # gunicorn's control socket lives at one path per user; several instances on a host (tests,
 # blue/green deploys) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """On SIGTERM, streams that would outlive graceful_timeout are stored as incomplete."""
+    import signal
+
+    from chatapi.lifecycle import end_answers_before
+
+    stop_accepting = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        stop_accepting(signum, frame)
+        end_answers_before(worker.cfg.graceful_timeout)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -35,6 +35,13 @@ def wait_until_serving(url, process, timeout=20):
 
 @contextmanager
 def gunicorn(env, workers=2, extra_args=(), log_path=None):
+    with gunicorn_process(env, workers, extra_args, log_path) as (base, _process):
+        yield base
+
+
+@contextmanager
+def gunicorn_process(env, workers=2, extra_args=(), log_path=None):
+    """gunicorn's base URL and its master process, for tests that signal it."""
     port = free_port()
     environment = {**os.environ, **{k: v for k, v in env.items() if v is not None},
                    "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
@@ -46,11 +53,12 @@ def gunicorn(env, workers=2, extra_args=(), log_path=None):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(f"{base}/api/health", process)
-        yield base
+        yield base, process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=40)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

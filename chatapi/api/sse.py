@@ -5,6 +5,8 @@ import json
 import queue
 import threading
 
+from gevent import GreenletExit
+
 from ..errors import CODE_BY_STATUS, ApiError
 from ..schemas.messages import MessageSchema
 from ..services.chat import as_api_error
@@ -55,9 +57,12 @@ def relay(exchange, run_exchange, finish_exchange, ping_seconds):
                                       "assistant_message": message_schema.dump(stored)})
                 return
             yield event(*item)
-    except GeneratorExit:
+    except (GeneratorExit, GreenletExit):
+        # The client went away (GeneratorExit), or the worker is shutting down and its graceful
+        # time is over (gunicorn kills the handler with GreenletExit, then exits ~1 s later):
+        # either way, keep what the model said.
         if stored is None:
             exchange.cancel()
-            reader.join(timeout=5)
+            reader.join(timeout=0.5)
             finish_exchange(exchange)
         raise

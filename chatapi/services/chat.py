@@ -4,6 +4,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,9 +21,11 @@ from . import conversations, history, messages
 log = logging.getLogger(__name__)
 
 TITLE_CHARS = 30
+# Answers being written in this process, so a shutting-down worker can end them in time.
+LIVE = weakref.WeakSet()
 
 
-@dataclass
+@dataclass(eq=False)
 class Exchange:
     """Everything one answer needs, loaded before the model is called, so no database
     connection is held while it streams; and what the answer has gathered so far."""
@@ -95,7 +98,14 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry)
     db.session.expunge(user_message)
     # Release the connection before the model is asked: a stream may last minutes.
     db.session.close()
+    LIVE.add(exchange)
     return exchange
+
+
+def cancel_live_exchanges():
+    """End every answer of this process now; each is stored as `incomplete`."""
+    for exchange in list(LIVE):
+        exchange.cancel()
 
 
 def run(exchange, glm, registry, tool_context, max_rounds):
@@ -112,7 +122,7 @@ def run(exchange, glm, registry, tool_context, max_rounds):
             if exchange.cancelled:
                 stream.close()
                 return
-        for event in stream:
+        for event in until_cancelled(exchange, stream):
             if isinstance(event, TextDelta):
                 exchange.text.append(event.text)
                 round_text.append(event.text)
@@ -143,6 +153,16 @@ def run(exchange, glm, registry, tool_context, max_rounds):
                                   "content": history.tool_result_text(
                                       record["result"],
                                       tool_context.config["TOOL_RESULT_MAX_CHARS"])})
+
+
+def until_cancelled(exchange, stream):
+    """The stream's events; once the exchange is cancelled, the broken upstream it leaves
+    behind is the expected end, not a provider failure."""
+    try:
+        yield from stream
+    except ApiError:
+        if not exchange.cancelled:
+            raise
 
 
 def run_to_end(run_exchange):
@@ -213,6 +233,7 @@ def run_tool(registry, tool_context, call, arguments):
 
 def finish(exchange):
     """Write the answer once, in one short transaction; the conversation follows."""
+    LIVE.discard(exchange)
     message = Message(
         id=exchange.assistant_message_id, conversation_id=exchange.conversation_id,
         role="assistant", content="".join(exchange.text),

@@ -1,0 +1,76 @@
+"""SIGTERM to gunicorn mid-stream: short streams finish, long ones that would outlive the
+graceful time are ended and stored as incomplete; nothing the user wrote or the model said is
+lost."""
+import signal
+import threading
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from chatapi.extensions import db
+from chatapi.models import Message
+
+from .conftest import JWT_TEST_SECRET, app_config
+from .servers import gunicorn_process
+from .sse_client import events
+
+pytestmark = pytest.mark.slow
+
+
+def converse(base, headers, content, timeline, started):
+    conversation_id = requests.post(f"{base}/api/conversations/", json={}, headers=headers,
+                                    timeout=5).json()["data"]["id"]
+    timeline["conversation_id"] = conversation_id
+    try:
+        with requests.post(f"{base}/api/messages/stream", stream=True, timeout=30,
+                           headers=headers, json={"conversation_id": conversation_id,
+                                                  "content": content}) as response:
+            for kind, data, _ in events(response):
+                timeline.setdefault("events", []).append((kind, data))
+                if len(timeline["events"]) == 3:
+                    started.release()
+    except requests.RequestException as error:
+        timeline["cut"] = type(error).__name__
+
+
+def messages_of(conversation_id):
+    db.session.expire_all()
+    return db.session.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                              .order_by(Message.created_at)).all()
+
+
+def test_sigterm_lets_short_streams_finish_and_stores_long_ones_incomplete(
+        app, auth_headers, database_url, glm_simulator):
+    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
+           "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
+           "GLM_BASE_URL": glm_simulator.base_url, "GRACEFUL_TIMEOUT": "5"}
+    short, long = {}, {}
+    started = threading.Semaphore(0)
+    with gunicorn_process(env, workers=1) as (base, master):
+        clients = [threading.Thread(target=converse, args=(base, auth_headers, content,
+                                                           timeline, started))
+                   for content, timeline in (("[[chunks:8]][[delay:250]]", short),
+                                             ("[[chunks:100]][[delay:100]]", long))]
+        for client in clients:
+            client.start()
+        assert started.acquire(timeout=10) and started.acquire(timeout=10)
+        master.send_signal(signal.SIGTERM)
+        assert master.wait(timeout=15) == 0
+        for client in clients:
+            client.join(timeout=10)
+
+    assert short["events"][-1][0] == "done"
+    short_answer = messages_of(short["conversation_id"])[-1]
+    assert short_answer.status == "completed"
+    assert short_answer.content == short["events"][-1][1]["assistant_message"]["content"]
+
+    # The long stream is ended before the master's deadline: `done`, status incomplete.
+    last_kind, last = long["events"][-1]
+    assert last_kind == "done" and last["assistant_message"]["status"] == "incomplete"
+    user, answer = messages_of(long["conversation_id"])
+    assert user.role == "user" and user.content == "[[chunks:100]][[delay:100]]"
+    assert answer.status == "incomplete"
+    received = "".join(data["delta"] for kind, data in long["events"] if kind == "text")
+    assert received and answer.content == received == last["assistant_message"]["content"]
+    assert len(received) < len("w99 ") * 100
