@@ -8,8 +8,12 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # The gevent worker's heartbeat runs on its own greenlet, so a long healthy stream never
 # trips `timeout`; it only catches a worker whose loop is blocked.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM a worker stops accepting and lets answers run this long; the ones still running
+# 2 s before the end are stored as `incomplete` (see post_worker_init below).
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
-keepalive = 5
+# Longer than nginx's upstream keepalive_timeout (60 s), so nginx never reuses a connection
+# that gunicorn has just closed (which would answer 502).
+keepalive = int(os.environ.get("KEEPALIVE", "75"))
 # The app writes one line per request (with its request id) to the error log stream.
 accesslog = None
 errorlog = "-"
