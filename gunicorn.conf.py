@@ -4,7 +4,8 @@ import os
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+# Each answer holds one client and one GLM connection; 2,000 leaves room beside 1,000 streams.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 # The gevent worker's heartbeat runs on its own greenlet, so a long healthy stream never
 # trips `timeout`; it only catches a worker whose loop is blocked.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
@@ -21,6 +22,17 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # gunicorn's control socket lives at one path per user; several instances on a host (tests,
 # blue/green deploys) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Two sockets per stream: lift the soft open-file limit (often 1,024) to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4 * worker_connections + 256
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
 
 
 def post_worker_init(worker):

@@ -76,7 +76,7 @@ class Config:
             "GLM_CONNECT_TIMEOUT": env_float("GLM_CONNECT_TIMEOUT", 8.0),
             "GLM_READ_TIMEOUT": env_float("GLM_READ_TIMEOUT", 300.0),
             "GLM_MAX_RETRIES": env_int("GLM_MAX_RETRIES", 0),
-            "GLM_MAX_CONNECTIONS": env_int("GLM_MAX_CONNECTIONS", 1000),
+            "GLM_MAX_CONNECTIONS": env_int("GLM_MAX_CONNECTIONS", 2000),
             "WEB_SEARCH_TIMEOUT": env_float("WEB_SEARCH_TIMEOUT", 20.0),
             "REDIS_URL": redis_url,
             "OPEN_METEO_BASE_URL": env_str("OPEN_METEO_BASE_URL", "https://api.open-meteo.com/v1"),
@@ -104,4 +104,8 @@ class Config:
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
             "RATELIMIT_KEY_PREFIX": "chatapi",
             "LOG_LEVEL": env_str("LOG_LEVEL", "INFO"),
+            # Proxies in front of the app whose X-Forwarded-For / -Proto entries are trusted;
+            # 0 (no proxy): a client could write any address there and dodge per-address limits.
+            "PROXY_FIX_X_FOR": env_int("PROXY_FIX_X_FOR", 0),
+            "PROXY_FIX_X_PROTO": env_int("PROXY_FIX_X_PROTO", 0),
         }
