@@ -34,6 +34,8 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
 - ``[[stall:SECONDS]]``: send nothing for SECONDS before the first chunk, keeping the connection
   open; with ``[[stall_after:N]]`` the stall comes after N chunks instead.
 - ``[[finish:REASON]]``: the final finish_reason (stop, length, sensitive, network_error ...).
+- ``[[stream_error:N]]``: after N chunks, an error object inside the stream
+  (``data: {"error": {"code": "1301", ...}}``) and the end of the stream.
 - ``[[no_finish]]``: the stream ends with ``[DONE]`` but no chunk has a finish_reason or usage
   (non-streaming: ``finish_reason: null``).
 - ``[[echo]]``: the reply text is the request body received, as one line of JSON.
@@ -86,6 +88,10 @@ ERROR_CODES = {
     500: ("500", "服务内部错误，请稍后重试。"),
     503: ("1305", "当前API请求过多，请稍后重试。"),
 }
+
+
+STREAM_ERROR = ('data: {"error": {"code": "1301", "message": "系统检测到输入或生成内容可能包含'
+                '不安全或敏感内容"}}\n\n').encode()
 
 
 class Markers:
@@ -378,6 +384,9 @@ class Simulator:
     def stream(self, chunks, markers, record, connection, write):
         events = [f"data: {json.dumps(c, ensure_ascii=False)}\n\n".encode() for c in chunks]
         events.append(b"data: [DONE]\n\n")
+        error_at = markers.value("stream_error", None, int)
+        if error_at is not None:
+            events[min(error_at, len(chunks)):] = [STREAM_ERROR]
         delay = markers.value("delay", 0, float) / 1000
         stall = markers.value("stall", 0, float)
         # Past the last chunk, a drop or stall happens before [DONE].

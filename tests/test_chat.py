@@ -156,6 +156,28 @@ def test_several_tool_calls_are_stored_in_order(chat, auth_headers, conversation
     assert stored(conv["id"])[1].tool_calls == calls
 
 
+def test_tool_call_fragments_are_merged_by_index(chat, auth_headers, conversation):
+    response = send(chat, auth_headers, conversation()["id"],
+                    '[[tool_stream]][[tool:calculator {"expression": "10*10"}]]'
+                    '[[tool:unit_convert {"value": 1, "from_unit": "km", "to_unit": "m"}]]')
+    calls = response.json["data"]["assistant_message"]["tool_calls"]
+    assert [(call["name"], call["status"]) for call in calls] == [
+        ("calculator", "ok"), ("unit_convert", "ok")]
+    assert calls[0]["arguments"] == {"expression": "10*10"}
+    assert calls[0]["result"]["result"] == 100 and calls[1]["result"]["result"] == 1000
+
+
+def test_an_error_inside_the_stream_is_an_error_answer_keeping_the_text(
+        chat, auth_headers, conversation):
+    conv = conversation()
+    events = stream(chat, auth_headers, conv["id"], "[[chunks:5]][[stream_error:2]]")
+    assert kinds(events) == ["start", "text", "text", "error"]
+    assert events[-1][1]["code"] == "upstream_error"
+    answer = stored(conv["id"])[1]
+    assert answer.status == "error" and answer.content == "w0 w1 "
+    assert "敏感" in answer.error
+
+
 def test_invalid_tool_arguments_become_an_error_result(chat, auth_headers, conversation,
                                                        glm_simulator):
     response = send(chat, auth_headers, conversation()["id"], "[[bad_args:calculator]]")
