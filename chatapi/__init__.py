@@ -5,6 +5,7 @@ import os
 from flask import Flask
 from flask_cors import CORS
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, errors, http
 from .api import register_blueprints
@@ -27,6 +28,10 @@ def create_app(config=None):
     app.config.update(config or {})
     configure(app)
     configure_logging(app)
+    if app.config["PROXY_FIX_X_FOR"] > 0 or app.config["PROXY_FIX_X_PROTO"] > 0:
+        # remote_addr (the login throttle's key) becomes the client the trusted proxies saw.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"],
+                                x_proto=app.config["PROXY_FIX_X_PROTO"])
 
     app.url_map.strict_slashes = False
     register_extensions(app)

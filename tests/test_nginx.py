@@ -1,0 +1,230 @@
+"""The deployment behind nginx: deploy/nginx.conf itself, run by a real nginx on loopback in
+front of a real gunicorn (one gevent worker) and the GLM simulator."""
+import http.client
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import uuid
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from .conftest import JWT_TEST_SECRET, PASSWORD, app_config
+from .servers import PROJECT, free_port, gunicorn, wait_until_serving
+from .simulator_client import wait_for
+from .sse_client import events
+
+NGINX = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+DEPLOYED_CONF = PROJECT / "deploy" / "nginx.conf"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(NGINX is None, reason="the nginx binary is not installed "
+                                                       "(.ci/run installs Debian's nginx)")]
+
+# What an operator's `http {}` may already say; deploy/nginx.conf must stream in spite of it.
+# The app's `X-Accel-Buffering: no` is ignored so the stream location's own settings are what
+# is tested, and the default read timeout is shorter than the silence one test sits through.
+WRAPPER = """\
+{user}
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log notice;
+worker_processes 1;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    gzip on;
+    gzip_types text/event-stream application/json;
+    gzip_min_length 1;
+    proxy_ignore_headers X-Accel-Buffering;
+    proxy_read_timeout 1s;
+    include {tmp}/chatapi.conf;
+}}
+"""
+
+
+def deployed_conf(upstream_port, listen_port, access_log):
+    """deploy/nginx.conf with this test's addresses; each replaced line must be there once."""
+    text = DEPLOYED_CONF.read_text()
+    for written, wanted in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+                            ("listen 80;", f"listen 127.0.0.1:{listen_port};"),
+                            ("/var/log/nginx/chatapi.access.log", str(access_log))):
+        assert text.count(written) == 1, f"deploy/nginx.conf should say {written!r} once"
+        text = text.replace(written, wanted)
+    return text
+
+
+@contextmanager
+def nginx(upstream_base, tmp):
+    """A real nginx (master + one worker, not daemonized) proxying to `upstream_base`."""
+    port = free_port()
+    (tmp / "chatapi.conf").write_text(
+        deployed_conf(urlsplit(upstream_base).port, port, tmp / "access.log"))
+    # Run by root, the workers would switch to `nobody` and could not write the temp dirs.
+    user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.geteuid() == 0 else ""
+    (tmp / "nginx.conf").write_text(WRAPPER.format(user=user, tmp=tmp))
+    process = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"),
+                                "-e", str(tmp / "error.log"), "-g", "daemon off;"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{base}/api/health", process)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def make_stack(app, database_url, glm_simulator, tmp_path):
+    """nginx in front of one gunicorn worker that trusts `proxy_fix_x_for` proxies."""
+    stacks = []
+
+    def make(proxy_fix_x_for=1):
+        glm_simulator.reset()
+        env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
+               "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
+               "GLM_BASE_URL": glm_simulator.base_url, "LOG_LEVEL": "WARNING",
+               "PROXY_FIX_X_FOR": str(proxy_fix_x_for)}
+        tmp = tmp_path / f"nginx-{len(stacks)}"
+        tmp.mkdir()
+        stack = gunicorn(env, workers=1)
+        proxy = nginx(stack.__enter__(), tmp)
+        stacks.append(stack)
+        stacks.append(proxy)
+        return proxy.__enter__()
+
+    yield make
+    for context in reversed(stacks):
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def through_nginx(make_stack):
+    return make_stack()
+
+
+@pytest.fixture
+def conversation_id(through_nginx, auth_headers):
+    response = requests.post(f"{through_nginx}/api/conversations/", json={},
+                             headers=auth_headers, timeout=5)
+    return response.json()["data"]["id"]
+
+
+def open_stream(base, headers, conversation_id, content):
+    return requests.post(f"{base}/api/messages/stream", stream=True, timeout=60,
+                         headers=headers,
+                         json={"conversation_id": conversation_id, "content": content})
+
+
+def test_a_stream_reaches_the_client_through_nginx_as_the_model_writes(
+        through_nginx, auth_headers, conversation_id):
+    with open_stream(through_nginx, auth_headers, conversation_id,
+                     "[[chunks:10]][[delay:300]]") as response:
+        headers = response.headers
+        timeline = list(events(response))
+    assert headers["Content-Type"].startswith("text/event-stream")
+    assert headers["Cache-Control"] == "no-cache"
+    assert "Content-Encoding" not in headers and "Content-Length" not in headers
+    first_text = next(t for kind, _, t in timeline if kind == "text")
+    done_at = timeline[-1][2]
+    assert timeline[-1][0] == "done"
+    assert first_text < 1.0 and done_at - first_text > 2.0, (first_text, done_at)
+    text = "".join(data["delta"] for kind, data, _ in timeline if kind == "text")
+    assert text == timeline[-1][1]["assistant_message"]["content"]
+
+
+def test_a_silent_model_does_not_trip_nginx_read_timeout(through_nginx, auth_headers,
+                                                         conversation_id):
+    with open_stream(through_nginx, auth_headers, conversation_id,
+                     "[[stall:2]][[reply:after the silence]]") as response:
+        timeline = list(events(response))
+    assert timeline[-1][0] == "done", timeline
+    assert timeline[-1][1]["assistant_message"]["content"] == "after the silence"
+
+
+def test_a_client_hanging_up_at_nginx_stops_the_upstream(through_nginx, auth_headers,
+                                                         conversation_id, glm_simulator):
+    with open_stream(through_nginx, auth_headers, conversation_id,
+                     "[[chunks:100]][[delay:100]]") as response:
+        for count, _ in enumerate(events(response), start=1):
+            if count == 3:
+                break
+    hangups = wait_for(glm_simulator.hangups, timeout=3.0)
+    assert hangups and hangups[0]["chunks_sent"] < 100
+
+
+def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, tmp_path):
+    given = requests.get(f"{through_nginx}/api/health", headers={"X-Request-ID": "trace-42"},
+                         timeout=5)
+    made = requests.get(f"{through_nginx}/api/health", headers={"X-Request-ID": "bad id!"},
+                        timeout=5)
+    assert given.headers["X-Request-ID"] == "trace-42"
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
+    log = (tmp_path / "nginx-0" / "access.log").read_text()
+    assert "request_id=trace-42" in log
+    assert f"request_id={made.headers['X-Request-ID']}" in log
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/messages/stream"])
+def test_a_body_over_1_mib_is_refused_by_nginx_with_the_envelope(through_nginx, path):
+    response = requests.post(f"{through_nginx}{path}", data=b"x" * (2 * 1024 * 1024),
+                             headers={"Content-Type": "application/json",
+                                      "Accept-Language": "en"}, timeout=10)
+    assert response.status_code == 413
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"success": False, "message": "Request body too large",
+                               "error": {"code": "payload_too_large", "details": {}}}
+    assert response.headers["X-Request-ID"]
+
+
+def log_in(base, username, password, source, forwarded_for=None):
+    """POST /api/auth/login from the loopback address `source` (all of 127/8 is ours)."""
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10,
+                                            source_address=(source, 0))
+    headers = {"Content-Type": "application/json"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    try:
+        connection.request("POST", "/api/auth/login", headers=headers,
+                           body=json.dumps({"username": username, "password": password}))
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+# (PROXY_FIX_X_FOR, where the 11 failures come from, where the right password comes from,
+#  what the right password then gets). nginx appends the address it saw to X-Forwarded-For.
+THROTTLE_CASES = {
+    # nginx faces the clients: only the address nginx saw counts, a forged header changes nothing.
+    "one-proxy": (1, [("127.0.0.2", f"203.0.113.{i}") for i in range(11)],
+                  ("127.0.0.3", "203.0.113.0"), 200),
+    # A trusted load balancer in front of nginx wrote the client into X-Forwarded-For.
+    "load-balancer-and-nginx": (2, [("127.0.0.1", "203.0.113.7")] * 11,
+                                ("127.0.0.1", "198.51.100.9"), 200),
+    # Without ProxyFix every request comes from nginx, 127.0.0.1: one client for the app.
+    "no-proxy-fix": (0, [("127.0.0.2", None)] * 11, ("127.0.0.3", None), 429),
+}
+
+
+@pytest.mark.parametrize("case", THROTTLE_CASES.values(), ids=THROTTLE_CASES.keys())
+def test_the_login_throttle_keys_on_the_client_behind_nginx(case, make_stack, make_user):
+    proxy_fix_x_for, failures, right_from, right_gets = case
+    base = make_stack(proxy_fix_x_for)
+    # A fresh name: counters in a shared Redis outlive the test by minutes.
+    username = f"nx{uuid.uuid4().hex[:12]}"
+    make_user(username)
+    statuses = [log_in(base, username, "wrong password", *sent_from) for sent_from in failures]
+    assert statuses == [401] * 10 + [429]
+    assert log_in(base, username, PASSWORD, *right_from) == right_gets
