@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install run test lint demo
+.PHONY: install run test lint demo bench
 
 install: $(VENV)/.installed
 
@@ -24,3 +24,6 @@ lint: install
 
 demo: install
 	bash deploy/demo.sh
+
+bench: install
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick)

@@ -1,0 +1,1 @@
+"""ChatAPI's streaming benchmark (issue 7): `make bench` or `python -m bench.run [--quick]`."""

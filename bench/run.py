@@ -1,0 +1,238 @@
+"""`make bench [QUICK=1]`: the simulator, the bare relay and ChatAPI (one gunicorn gevent
+worker) on loopback; streams, probes and keep-alive clients against them; one table printed,
+and RESULTS.md written (full runs). Every process it starts is stopped in `finally`."""
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import profiling, report, seed
+from .load import expected_text, relay_requests, service_requests, simulator_requests
+from .measure import busy_warnings, measured
+from .procstat import raise_open_files_limit
+from .rest import HealthProbe, hammer
+from .servers import (log_errors, service_env, start_listener, start_service, stop,
+                      upgrade_database)
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+@dataclass
+class Load:
+    streams: int
+    chunks: int
+    delay_ms: int
+    # Stream starts are spread evenly over this many seconds (an arrival rate, not one burst).
+    ramp: float
+
+    @property
+    def content(self):
+        return f"[[chunks:{self.chunks}]][[delay:{self.delay_ms}]]"
+
+    @property
+    def timeout(self):
+        return self.ramp + 3 * self.chunks * self.delay_ms / 1000 + 30
+
+    @property
+    def label(self):
+        return (f"{self.streams} streams × {self.chunks} chunks at "
+                f"{1000 / self.delay_ms:g} chunks/s, ramp {self.ramp:g} s")
+
+
+@dataclass
+class Plan:
+    many: Load
+    fast: Load
+    saturation_streams: tuple
+    # Seconds every stream of a saturation step runs at once, after the last one started.
+    saturation_hold: float
+    rest_seconds: float
+    profile: bool
+
+
+PLANS = {
+    "full": Plan(many=Load(1000, 100, 200, 10.0), fast=Load(100, 200, 20, 1.0),
+                 saturation_streams=(10, 15, 25, 40, 60, 100, 150, 225, 340, 500),
+                 saturation_hold=3.0,
+                 rest_seconds=5.0, profile=True),
+    "quick": Plan(many=Load(200, 20, 200, 2.0), fast=Load(50, 100, 20, 0.5),
+                  saturation_streams=(10, 25, 60, 150), saturation_hold=1.5,
+                  rest_seconds=2.0, profile=False),
+}
+
+
+class Bench:
+    def __init__(self, simulator, relay, service):
+        (self.simulator_pid, self.simulator_port) = simulator
+        (self.relay_pid, self.relay_port) = relay
+        (self.worker_pid, self.port) = service
+        self.token = None
+
+    async def direct(self, load):
+        requests = simulator_requests(self.simulator_port, load.content, load.streams)
+        return await measured(requests, self.simulator_port, "glm", load.ramp, load.timeout,
+                              expected_text(load.chunks), {"simulator": self.simulator_pid})
+
+    async def relay(self, load):
+        requests = relay_requests(self.relay_port, load.content, load.streams)
+        return await measured(requests, self.relay_port, "service", load.ramp, load.timeout,
+                              expected_text(load.chunks),
+                              {"relay": self.relay_pid, "simulator": self.simulator_pid},
+                              watch=self.relay_pid)
+
+    async def service(self, load, conversations=None, alongside=()):
+        conversations = conversations or await seed.conversations(self.port, self.token,
+                                                                  load.streams)
+        requests = service_requests(self.port, load.content, conversations, self.token)
+        return await measured(requests, self.port, "service", load.ramp, load.timeout,
+                              expected_text(load.chunks),
+                              {"worker": self.worker_pid, "simulator": self.simulator_pid},
+                              watch=self.worker_pid, alongside=alongside)
+
+
+async def profile_many(bench, load):
+    health = HealthProbe(bench.port)
+    direct = await bench.direct(load)
+    service = await bench.service(load, alongside=[health])
+    return {"load": load.label, "direct": direct, "service": service,
+            "health": health.summary()}
+
+
+async def profile_fast(bench, load):
+    return {"load": load.label, "direct": await bench.direct(load),
+            "service": await bench.service(load), "relay": await bench.relay(load)}
+
+
+async def profile_worker(bench, load, output):
+    """A separate *fast* run under cProfile, so the profiler's cost does not colour the
+    figures above."""
+    conversations = await seed.conversations(bench.port, bench.token, load.streams)
+    profiling.start(bench.worker_pid)
+    result = await bench.service(load, conversations)
+    if not profiling.stop(bench.worker_pid, output):
+        return {"skipped": "the worker wrote no profile (see gunicorn.log)"}
+    total, own, cumulative = profiling.rank(output)
+    return {"load": load.label, "own_seconds": total, "own": own, "cumulative": cumulative,
+            "chunks": result["chunks"]}
+
+
+async def saturation(bench, plan):
+    """Raise the number of 50 chunks/s streams until the worker's core is full, a stream
+    fails, or TTFT p99 degrades: more than doubles and grows by over 250 ms (with few streams
+    p99 is the slowest one, so a lone straggler must not end the ladder); at most
+    len(plan.saturation_streams) steps. Streams start at 50 a second whatever the step, so
+    that what grows is the chunk rate, not the arrivals."""
+    steps, first_p99 = [], None
+    for streams in plan.saturation_streams:
+        ramp = streams / 50
+        chunks = round(50 * (ramp + plan.saturation_hold))
+        result = await bench.service(Load(streams, chunks, 20, ramp))
+        step = {"streams": streams, "offered": streams * 50, "delivered": result["chunks_per_s"],
+                "worker_peak": result["peak_cpu_share"], "ttft_p99": result["ttft_p99"],
+                "failed": result["failed"], "client": result["cpu_share"]["client"],
+                "simulator": result["cpu_share"]["simulator"],
+                "us_per_chunk": result["cpu"]["worker"] / max(result["chunks"], 1) * 1e6}
+        steps.append(step)
+        first_p99 = first_p99 or result["ttft_p99"]
+        if result["peak_cpu_share"] >= 0.95:
+            step["stop"] = "worker CPU ≥ 95 %"
+        elif result["failed"]:
+            step["stop"] = f"{result['failed']} streams failed"
+        elif result["ttft_p99"] and result["ttft_p99"] > max(2 * first_p99, first_p99 + 0.25):
+            step["stop"] = "TTFT p99 degraded"
+        if "stop" in step:
+            break
+    return steps
+
+
+async def rest(bench, seconds):
+    token = await seed.new_user(bench.port, "rest")
+    conversations = await seed.conversations(bench.port, token, 50)
+    await seed.exchanges(bench.port, token, conversations[0], 50)
+    return {
+        "list": await hammer(bench.port, "/api/conversations/", token, 50, seconds),
+        "messages": await hammer(bench.port, f"/api/messages/{conversations[0]}", token, 50,
+                                 seconds),
+    }
+
+
+async def measure_everything(bench, plan, workdir, log):
+    bench.token = await seed.new_user(bench.port, "streams")
+    results = {}
+    log(f"many: {plan.many.label}")
+    results["many"] = await profile_many(bench, plan.many)
+    log(f"fast: {plan.fast.label}")
+    results["fast"] = await profile_fast(bench, plan.fast)
+    if plan.profile:
+        log("profiling the worker with cProfile during another fast run")
+        results["profile"] = await profile_worker(bench, plan.fast, workdir / "worker.prof")
+    log("saturation: stepping up concurrent 50 chunks/s streams")
+    results["saturation"] = await saturation(bench, plan)
+    log(f"keep-alive JSON endpoints, 50 clients, {plan.rest_seconds:g} s each")
+    results["rest"] = await rest(bench, plan.rest_seconds)
+    results["warnings"] = [
+        *busy_warnings("many/direct", results["many"]["direct"]),
+        *busy_warnings("many/service", results["many"]["service"]),
+        *busy_warnings("fast/direct", results["fast"]["direct"]),
+        *busy_warnings("fast/service", results["fast"]["service"]),
+        *busy_warnings("fast/relay", results["fast"]["relay"]),
+    ]
+    return results
+
+
+async def main_async(args):
+    plan = PLANS["quick" if args.quick else "full"]
+    workdir = Path(tempfile.mkdtemp(prefix="chatapi-bench-"))
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
+
+    def log(text):
+        print(f"bench: {text}", file=sys.stderr, flush=True)
+
+    started = []
+    failed = True
+    try:
+        simulator, simulator_port = start_listener("tests.glm_simulator")
+        started.append(simulator)
+        relay, relay_port = start_listener("bench.bare_relay", "--upstream",
+                                           f"127.0.0.1:{simulator_port}")
+        started.append(relay)
+        env = service_env(database_url, simulator_port, workdir / "worker.prof")
+        log(f"flask db upgrade on {report.database_kind(database_url)}")
+        upgrade_database(env)
+        master, worker, port = start_service(env, workdir / "gunicorn.log")
+        started.append(master)
+        bench = Bench((simulator.pid, simulator_port), (relay.pid, relay_port), (worker, port))
+        results = await measure_everything(bench, plan, workdir, log)
+        results["service_log"] = log_errors(workdir / "gunicorn.log")
+        failed = bool(results["service_log"])
+    finally:
+        for process in reversed(started):
+            stop(process)
+        if failed:
+            log(f"kept {workdir} (gunicorn.log) for a look")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    meta = report.machine(database_url, "quick" if args.quick else "full")
+    print(report.table(results, meta))
+    output = args.output or (None if args.quick else RESULTS)
+    if output:
+        report.write_markdown(Path(output), results, meta)
+        log(f"wrote {output}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="scaled-down profiles, under a minute; writes no RESULTS.md")
+    parser.add_argument("--output", help="write the results as Markdown here")
+    args = parser.parse_args(argv)
+    raise_open_files_limit()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
