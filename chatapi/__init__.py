@@ -72,7 +72,8 @@ def engine_options(config):
     url = config["SQLALCHEMY_DATABASE_URI"]
     if url in ("sqlite://", "sqlite:///:memory:"):
         return {}  # one shared in-memory connection (SQLAlchemy's StaticPool)
-    pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0, "pool_timeout": 10}
+    pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0,
+            "pool_timeout": config["DB_POOL_TIMEOUT"]}
     if url.startswith("sqlite"):
         return {**pool, "connect_args": {"timeout": 5}}
     return {**pool, "pool_pre_ping": True,
@@ -108,5 +109,9 @@ def sqlite_pragmas(connection, _record):
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL is still crash-safe (a power cut may lose the last commits): it
+    # fsyncs at checkpoints, not at every commit, and a blocking fsync would freeze every
+    # stream of a gevent worker.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()

@@ -2,6 +2,7 @@
 import logging
 
 from flask import jsonify
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from .texts import say
@@ -120,6 +121,13 @@ def handle_http_exception(error):
     return error_response(status, headers=headers)
 
 
+def handle_database_busy(error):
+    """Every pooled connection stayed taken for the pool's timeout: the worker is overloaded.
+    Say so (the client may retry) instead of failing with 500."""
+    log.warning("database pool exhausted: %s", type(error).__name__)
+    return error_response(503, "database_unavailable", headers={"Retry-After": "5"})
+
+
 def handle_unexpected(error):
     log.exception("unhandled error: %s", type(error).__name__)
     return error_response(500)
@@ -128,6 +136,7 @@ def handle_unexpected(error):
 def register_error_handlers(app):
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(PoolTimeout, handle_database_busy)
     app.register_error_handler(Exception, handle_unexpected)
 
 

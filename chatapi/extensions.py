@@ -29,6 +29,8 @@ class EnvelopedApi(Api):
         pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects keep their values after commit: a view dumps what it just wrote without a second
+# SELECT per object.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()

@@ -19,6 +19,21 @@ def test_health_is_503_when_the_database_is_unreachable(make_app):
     assert "127.0.0.1" not in response.get_data(as_text=True)
 
 
+def test_an_exhausted_database_pool_is_503_with_retry_after(make_app, auth_headers):
+    from chatapi.extensions import db
+    app = make_app(DB_POOL_SIZE=1, DB_POOL_TIMEOUT=0.5)
+    with app.app_context():
+        held = db.engine.connect()
+        try:
+            response = app.test_client().get("/api/conversations/", headers=auth_headers)
+        finally:
+            held.close()
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "upstream_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert app.test_client().get("/api/conversations/", headers=auth_headers).status_code == 200
+
+
 def test_openapi_document_covers_every_route(app, client):
     spec = client.get("/api/openapi.json").json
     assert spec["openapi"].startswith("3.")

@@ -41,22 +41,27 @@ def relay(exchange, run_exchange, finish_exchange, ping_seconds):
                               "assistant_message_id": exchange.assistant_message_id})
         while True:
             try:
-                item = events.get(timeout=ping_seconds)
+                arrived = [events.get(timeout=ping_seconds)]
             except queue.Empty:
                 yield PING
                 continue
-            if item is _END:
+            # Events that queued up while the worker was busy go out in one write.
+            while not events.empty():
+                arrived.append(events.get_nowait())
+            relayed = [event(*item) for item in arrived if isinstance(item, tuple)]
+            last = arrived[-1]
+            if last is _END:
                 stored = finish_exchange(exchange)
-                yield event("done", {"assistant_message": message_schema.dump(stored)})
-                return
-            if isinstance(item, ApiError):
-                exchange.fail(item)
+                relayed.append(event("done", {"assistant_message": message_schema.dump(stored)}))
+            elif isinstance(last, ApiError):
+                exchange.fail(last)
                 stored = finish_exchange(exchange)
-                yield event("error", {"code": CODE_BY_STATUS[item.status],
-                                      "message": say(item.text_key),
-                                      "assistant_message": message_schema.dump(stored)})
+                relayed.append(event("error", {"code": CODE_BY_STATUS[last.status],
+                                               "message": say(last.text_key),
+                                               "assistant_message": message_schema.dump(stored)}))
+            yield "".join(relayed)
+            if stored is not None:
                 return
-            yield event(*item)
     except (GeneratorExit, GreenletExit):
         # The client went away (GeneratorExit), or the worker is shutting down and its graceful
         # time is over (gunicorn kills the handler with GreenletExit, then exits ~1 s later):
