@@ -99,6 +99,13 @@ def rows_of(results):
              *cpu_rows("fast", {"direct": fast["direct"], "service": fast["service"],
                                 "relay": fast["relay"]})]
     rows += saturation_rows(results["saturation"], service_us)
+    storm = results["rest"]["logins"]
+    rows.append(("logins", f"GET /api/health p50 / p99 quiet → during {storm['clients']} "
+                           f"concurrent logins ({storm['logins_per_s']:.1f} logins/s)",
+                 f"{ms(storm['quiet']['p50'])} / {ms(storm['quiet']['p99'])} → "
+                 f"{ms(storm['busy']['p50'])} / {ms(storm['busy']['p99'])}"
+                 + (f", {storm['failures']} logins failed" if storm["failures"] else ""),
+                 "", None))
     for name, label in (("list", "GET /api/conversations/"),
                         ("messages", "GET /api/messages/{id}")):
         figures = results["rest"][name]

@@ -1,9 +1,11 @@
 """Plain JSON endpoints under load: N keep-alive clients in a closed loop, and a slow probe
 (`GET /api/health` every 100 ms) that shows whether streaming starves everything else."""
 import asyncio
+import secrets
 import time
 
-from .http import build_request, connect
+from . import seed
+from .http import build_request, call, connect
 
 
 def percentile(values, fraction):
@@ -87,3 +89,37 @@ class HealthProbe:
     def summary(self):
         return {"probes": len(self.latencies), "failures": self.failures,
                 "p50": percentile(self.latencies, 0.50), "p99": percentile(self.latencies, 0.99)}
+
+
+async def health_while(port, busy, seconds):
+    """/api/health every 50 ms for `seconds`, while `busy` (an awaitable or None) runs."""
+    probe = HealthProbe(port, interval=0.05)
+    probing = asyncio.create_task(probe.run())
+    work = asyncio.ensure_future(busy) if busy is not None else None
+    await asyncio.sleep(seconds)
+    probe.stopped.set()
+    await probing
+    return probe.summary(), (await work if work is not None else None)
+
+
+async def login_storm(bench, seconds, clients=8):
+    """Each login hashes with argon2 (~0.1 s of CPU): health must not queue behind them."""
+    name = f"bench_login_{secrets.token_hex(4)}"
+    connection = await connect(bench.port)
+    try:
+        status, _ = await call(connection, bench.port, "POST", "/api/auth/register",
+                               {"username": name, "email": f"{name}@example.com",
+                                "password": seed.PASSWORD})
+        assert status == 201, status
+    finally:
+        connection.close()
+    login = build_request("POST", "/api/auth/login", bench.port,
+                          {"username": name, "password": seed.PASSWORD})
+    quiet, _ = await health_while(bench.port, None, seconds)
+    latencies, failures = [], []
+    deadline = time.monotonic() + seconds
+    storm = asyncio.gather(*(_client(bench.port, login, deadline, 10_000, latencies, failures)
+                             for _ in range(clients)))
+    busy, _ = await health_while(bench.port, storm, seconds)
+    return {"quiet": quiet, "busy": busy, "logins": len(latencies), "failures": len(failures),
+            "logins_per_s": len(latencies) / seconds, "clients": clients}

@@ -14,7 +14,7 @@ from . import profiling, report, seed
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
-from .rest import HealthProbe, hammer
+from .rest import HealthProbe, hammer, login_storm
 from .servers import (log_errors, service_env, start_listener, start_service, stop,
                       upgrade_database)
 
@@ -154,6 +154,7 @@ async def rest(bench, seconds):
     conversations = await seed.conversations(bench.port, token, 50)
     await seed.exchanges(bench.port, token, conversations[0], 50)
     return {
+        "logins": await login_storm(bench, seconds),
         "list": await hammer(bench.port, "/api/conversations/", token, 50, seconds),
         "messages": await hammer(bench.port, f"/api/messages/{conversations[0]}", token, 50,
                                  seconds),
