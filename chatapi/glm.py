@@ -82,7 +82,9 @@ class GLMClient:
                    "temperature": temperature, "max_tokens": max_tokens,
                    "thinking": {"type": "enabled" if thinking else "disabled"}}
         if tools:
-            request.update(tools=tools, tool_choice="auto")
+            # Through extra_body: the SDK deep-copies its named arguments on every call, and
+            # the eleven tool schemas are the bulk of a request (~1 ms of CPU per answer).
+            request["extra_body"] = {"tools": tools, "tool_choice": "auto"}
         try:
             return ChatStream(self.sdk.chat.completions.create(**request))
         except (ZhipuAIError, httpx.HTTPError) as error:

@@ -128,3 +128,23 @@ def test_20_concurrent_streams_on_one_worker_with_a_pool_of_2(service, auth_head
     assert len(outcomes) == 20
     assert all(kind == "done" and text == content for kind, text, content in outcomes.values())
     assert max(latencies) < 1.0, latencies
+
+
+def test_concurrent_answers_in_one_conversation_count_every_message(
+        service, auth_headers, conversation_id):
+    def send():
+        response = requests.post(f"{service}/api/messages/", headers=auth_headers, timeout=30,
+                                 json={"conversation_id": conversation_id,
+                                       "content": "[[chunks:5]][[delay:50]]"})
+        assert response.status_code == 201
+
+    senders = [threading.Thread(target=send) for _ in range(10)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(timeout=30)
+    conversation = requests.get(f"{service}/api/conversations/{conversation_id}",
+                                headers=auth_headers, timeout=5).json()["data"]
+    listed = requests.get(f"{service}/api/messages/{conversation_id}", headers=auth_headers,
+                          timeout=5).json()["data"]
+    assert conversation["message_count"] == listed["total"] == 20

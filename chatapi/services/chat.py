@@ -8,6 +8,8 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy import update
+
 from ..errors import ApiError, UpstreamError
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
@@ -79,10 +81,10 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry)
     user_message = Message(conversation_id=conversation.id, role="user", content=content,
                            status="completed", tool_calls=[])
     db.session.add(user_message)
-    conversation.message_count += 1
-    conversation.updated_at = utcnow()
+    counted = {}
     if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
-        conversation.title = title_from(content)
+        counted["title"] = title_from(content)
+    count_message(conversation.id, **counted)
     db.session.commit()
     wire = history.build_wire_messages(
         system_prompt=conversation.system_prompt, history=earlier, new_content=content,
@@ -241,12 +243,20 @@ def finish(exchange):
         tool_calls=exchange.tool_calls, status=exchange.status, error=exchange.error,
         model=exchange.model, finish_reason=exchange.finish_reason, usage=exchange.usage,
         created_at=exchange.started_at)
-    conversation = db.session.get(Conversation, exchange.conversation_id)
-    if conversation is None:
+    if not count_message(exchange.conversation_id):
         log.info("conversation %s was deleted during its answer", exchange.conversation_id)
+        db.session.rollback()
         return message
     db.session.add(message)
-    conversation.message_count += 1
-    conversation.updated_at = utcnow()
     db.session.commit()
     return message
+
+
+def count_message(conversation_id, **changes):
+    """One more message in the conversation, counted in the database itself (two answers in
+    one conversation at once must not lose a count); False when the conversation is gone."""
+    counted = db.session.execute(
+        update(Conversation).where(Conversation.id == conversation_id)
+        .values(message_count=Conversation.message_count + 1, updated_at=utcnow(), **changes)
+        .execution_options(synchronize_session=False))
+    return counted.rowcount == 1
