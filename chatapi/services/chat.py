@@ -8,12 +8,10 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import update
-
 from ..errors import ApiError, UpstreamError
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
-from ..models import Conversation, Message
+from ..models import Message
 from ..models.conversation import DEFAULT_TITLE
 from ..models.message import new_message_id
 from ..models.timestamps import utcnow
@@ -84,7 +82,7 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry)
     counted = {}
     if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
         counted["title"] = title_from(content)
-    count_message(conversation.id, **counted)
+    conversations.count_messages(conversation.id, 1, **counted)
     db.session.commit()
     wire = history.build_wire_messages(
         system_prompt=conversation.system_prompt, history=earlier, new_content=content,
@@ -243,20 +241,10 @@ def finish(exchange):
         tool_calls=exchange.tool_calls, status=exchange.status, error=exchange.error,
         model=exchange.model, finish_reason=exchange.finish_reason, usage=exchange.usage,
         created_at=exchange.started_at)
-    if not count_message(exchange.conversation_id):
+    if not conversations.count_messages(exchange.conversation_id, 1):
         log.info("conversation %s was deleted during its answer", exchange.conversation_id)
         db.session.rollback()
         return message
     db.session.add(message)
     db.session.commit()
     return message
-
-
-def count_message(conversation_id, **changes):
-    """One more message in the conversation, counted in the database itself (two answers in
-    one conversation at once must not lose a count); False when the conversation is gone."""
-    counted = db.session.execute(
-        update(Conversation).where(Conversation.id == conversation_id)
-        .values(message_count=Conversation.message_count + 1, updated_at=utcnow(), **changes)
-        .execution_options(synchronize_session=False))
-    return counted.rowcount == 1

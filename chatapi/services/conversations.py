@@ -1,10 +1,12 @@
 """Conversations, always looked up through their owner."""
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
+from sqlalchemy import update as update_rows
 
 from ..errors import NotFound
 from ..extensions import db
 from ..models import Conversation
 from ..models.text_search import contains_folded
+from ..models.timestamps import utcnow
 
 
 def create(user_id, fields):
@@ -57,3 +59,15 @@ def update(conversation, fields):
 def delete(conversation):
     db.session.delete(conversation)
     db.session.commit()
+
+
+def count_messages(conversation_id, change, **also):
+    """Add `change` to the conversation's message count in the database itself (concurrent
+    answers in one conversation must not lose a count) and mark it active; False when the
+    conversation is gone."""
+    counted = Conversation.message_count + change
+    result = db.session.execute(
+        update_rows(Conversation).where(Conversation.id == conversation_id)
+        .values(message_count=case((counted < 0, 0), else_=counted), updated_at=utcnow(), **also)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1

@@ -4,7 +4,6 @@ from sqlalchemy import and_, func, or_, select
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Conversation, Message
-from ..models.timestamps import utcnow
 from . import conversations
 
 
@@ -45,10 +44,8 @@ def get_owned(user_id, message_id):
 
 
 def delete(message):
-    conversation = message.conversation
     db.session.delete(message)
-    conversation.message_count = max(0, conversation.message_count - 1)
-    conversation.updated_at = utcnow()
+    conversations.count_messages(message.conversation_id, -1)
     db.session.commit()
 
 
