@@ -29,7 +29,6 @@ TEXTS = {
     "invalid_credentials": ("用户名或密码错误", "Wrong username or password"),
     "token_expired": ("令牌已过期", "Token has expired"),
     "token_revoked": ("令牌已被撤销", "Token has been revoked"),
-    "wrong_token_type": ("令牌类型不正确", "Wrong token type"),
     "account_inactive": ("账号已停用", "This account is deactivated"),
     "username_taken": ("用户名已被占用", "Username is already taken"),
     "email_taken": ("邮箱已被占用", "Email is already taken"),
