@@ -13,7 +13,7 @@ from chatapi.models import Message
 from .conftest import JWT_TEST_SECRET, app_config
 from .servers import gunicorn
 from .simulator_client import wait_for
-from .sse_client import events
+from .sse_client import events, open_stream, text_arriving_as_written
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +36,6 @@ def conversation_id(service, auth_headers):
     return response.json()["data"]["id"]
 
 
-def open_stream(service, headers, conversation_id, content):
-    return requests.post(f"{service}/api/messages/stream", stream=True, timeout=60,
-                         headers=headers,
-                         json={"conversation_id": conversation_id, "content": content})
-
-
 def stored_answer(conversation_id):
     db.session.expire_all()
     return db.session.scalar(select(Message).where(Message.conversation_id == conversation_id,
@@ -53,14 +47,7 @@ def test_text_arrives_while_the_model_is_still_writing(service, auth_headers, co
                      "[[chunks:10]][[delay:300]]") as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
         timeline = [(kind, data, t) for kind, data, t in events(response)]
-    first_text = next(t for kind, _, t in timeline if kind == "text")
-    done_at = timeline[-1][2]
-    assert timeline[-1][0] == "done"
-    # The simulator sends its last chunk ~3 s in; the first must reach us ~0.3 s in.
-    assert first_text < 1.0 and done_at - first_text > 2.0, (first_text, done_at)
-    text = "".join(data["delta"] for kind, data, _ in timeline if kind == "text")
-    assert text == timeline[-1][1]["assistant_message"]["content"]
-    assert stored_answer(conversation_id).content == text
+    assert stored_answer(conversation_id).content == text_arriving_as_written(timeline)
 
 
 def test_a_client_hanging_up_stops_the_upstream_and_keeps_an_incomplete_answer(
