@@ -92,7 +92,7 @@ def test_tools_require_a_token(client):
 def test_the_model_is_offered_the_same_definitions(app, client, auth_headers):
     listed = {tool["name"]: tool for tool in client.get(URL, headers=auth_headers).json["data"][
         "tools"]}
-    offered = [tool.as_function() for tool in app.extensions["chatapi.tools"].tools.values()]
+    offered = app.extensions["chatapi.tools"].functions
     assert len(offered) == 11
     for definition in offered:
         function = definition["function"]

@@ -53,7 +53,8 @@ class Exchange:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self):
-        """The client went away: hang up on the provider now and keep what arrived."""
+        """The client went away or the worker is stopping: hang up on the provider now and
+        keep what arrived."""
         with self.lock:
             self.cancelled = True
             self.status = "incomplete"
@@ -92,7 +93,7 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry)
         conversation_id=conversation.id, model=conversation.model,
         temperature=conversation.temperature, max_tokens=conversation.max_tokens,
         thinking=conversation.thinking_enabled, wire=wire,
-        tools=[tool.as_function() for tool in registry.tools.values()] if tools_enabled else None,
+        tools=registry.functions if tools_enabled else None,
         user_message=user_message,
         started_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)))
     db.session.expunge(user_message)

@@ -76,6 +76,8 @@ class Registry:
         self.tools = {tool.name: tool for tool in tools}
         unknown = {tool.category for tool in tools} - set(CATEGORIES)
         assert not unknown, f"unknown tool categories {unknown}"
+        # What the model is offered, built once: every answer sends the same list.
+        self.functions = [tool.as_function() for tool in tools]
 
     def get(self, name):
         tool = self.tools.get(name)
