@@ -18,8 +18,12 @@ message_schema = MessageSchema()
 _END = object()
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def event(kind, data):
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    return f"event: {kind}\ndata: {to_json(data)}\n\n"
 
 
 def read_into(events, run_exchange):
