@@ -139,6 +139,41 @@ def test_an_app_started_while_postgres_is_down_serves_once_it_is_up(private_post
         db.engine.dispose()
 
 
+def test_a_stream_whose_final_write_meets_a_stopped_database_ends_with_an_error_event(
+        pg_app, account, private_postgres):
+    """The user message was committed before GLM was asked; the answer is written at the end,
+    when the database is gone: the client gets a well-formed `error` event (nothing stored,
+    so no assistant message), and after the database returns the next exchange works."""
+    client = pg_app.test_client()
+    headers = account["headers"]
+    conversation = client.post("/api/conversations/", json={}, headers=headers).json["data"]
+    response = client.post("/api/messages/stream", headers=headers, buffered=False, json={
+        "conversation_id": conversation["id"], "content": "[[chunks:6]][[delay:150]]"})
+    assert response.status_code == 200
+    body = []
+    for piece in response.response:
+        body.append(piece.decode() if isinstance(piece, bytes) else piece)
+        if len(body) == 1:
+            assert body[0].startswith("event: start")
+            private_postgres.stop()
+    response.close()
+    events = parse_events("".join(body))
+    assert [kind for kind, _ in events] == ["start"] + ["text"] * 6 + ["error"]
+    error = events[-1][1]
+    assert error == {"code": "upstream_unavailable", "message": "The database is unavailable",
+                     "assistant_message": None}
+
+    private_postgres.start()
+    count, rows = stored_rows(pg_app, conversation["id"])
+    assert rows == [("user", "completed", "[[chunks:6]][[delay:150]]")]
+    assert count == len(rows)
+    sent = client.post("/api/messages/", json={"conversation_id": conversation["id"],
+                                               "content": "again"}, headers=headers)
+    assert sent.status_code == 201
+    count, rows = stored_rows(pg_app, conversation["id"])
+    assert count == len(rows) == 3
+
+
 def test_a_query_cut_off_by_the_shutdown_is_503(pg_app, private_postgres):
     def slow():
         db.session.execute(text("SELECT pg_sleep(5)"))
