@@ -174,6 +174,31 @@ def test_a_stream_whose_final_write_meets_a_stopped_database_ends_with_an_error_
     assert count == len(rows) == 3
 
 
+def test_a_send_whose_final_write_meets_a_stopped_database_is_503(
+        pg_app, account, private_postgres, glm_simulator):
+    """The same on POST /api/messages/: the database goes while GLM is answering; the client
+    gets the 503 envelope (no `data`: the answer was not stored), the user message stays."""
+    glm_simulator.reset()
+    client = pg_app.test_client()
+    headers = account["headers"]
+    conversation = client.post("/api/conversations/", json={}, headers=headers).json["data"]
+    outcome = {}
+    sender = threading.Thread(target=lambda: outcome.update(response=client.post(
+        "/api/messages/", headers=headers, json={"conversation_id": conversation["id"],
+                                                 "content": "[[chunks:4]][[delay:200]]"})))
+    sender.start()
+    assert wait_for(glm_simulator.requests)
+    private_postgres.stop()
+    sender.join(timeout=10)
+    assert_database_unavailable(outcome["response"])
+    assert "data" not in outcome["response"].json
+
+    private_postgres.start()
+    count, rows = stored_rows(pg_app, conversation["id"])
+    assert rows == [("user", "completed", "[[chunks:4]][[delay:200]]")]
+    assert count == len(rows)
+
+
 def test_a_query_cut_off_by_the_shutdown_is_503(pg_app, private_postgres):
     def slow():
         db.session.execute(text("SELECT pg_sleep(5)"))
