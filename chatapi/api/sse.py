@@ -65,7 +65,7 @@ def relay(exchange, run_exchange, finish_exchange, ping_seconds):
             reader.join(timeout=0.5)
             try:
                 finish_exchange(exchange)
-            except Exception as error:  # nobody is listening; the failure is logged
+            except Exception as error:  # nobody is listening: only log why it was not stored
                 api_error_for(error)
         raise
 
