@@ -96,7 +96,8 @@ def register_extensions(app):
     app.extensions["chatapi.glm"] = GLMClient(app.config)
     app.extensions["chatapi.tools"] = default_registry()
     app.extensions["chatapi.rate_limiter"] = RateLimiter(
-        app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"])
+        app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"],
+        app.config["REDIS_TIMEOUT"])
     app.extensions["chatapi.answer_slots"] = answer_slots(app.config)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},

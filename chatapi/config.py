@@ -92,6 +92,7 @@ class Config:
             "GLM_MAX_CONNECTIONS": env_int("GLM_MAX_CONNECTIONS", 2000),
             "WEB_SEARCH_TIMEOUT": env_float("WEB_SEARCH_TIMEOUT", 20.0),
             "REDIS_URL": redis_url,
+            "REDIS_TIMEOUT": env_float("REDIS_TIMEOUT", 1.0),
             "OPEN_METEO_BASE_URL": env_str("OPEN_METEO_BASE_URL", "https://api.open-meteo.com/v1"),
             "OPEN_METEO_GEOCODING_URL": env_str(
                 "OPEN_METEO_GEOCODING_URL", "https://geocoding-api.open-meteo.com/v1"),

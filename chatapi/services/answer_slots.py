@@ -63,8 +63,9 @@ return 1
 class RedisAnswerSlots:
     """A sorted set per user: members are answer ids, scores the ends of their leases."""
 
-    def __init__(self, url, prefix):
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, url, prefix, timeout):
+        self.redis = redis.Redis.from_url(url, socket_timeout=timeout,
+                                          socket_connect_timeout=timeout)
         self.prefix = f"{prefix}:answers:"
         self.acquire_script = self.redis.register_script(ACQUIRE)
 
@@ -96,5 +97,6 @@ class RedisAnswerSlots:
 
 def answer_slots(config):
     if config.get("REDIS_URL"):
-        return RedisAnswerSlots(config["REDIS_URL"], config["RATELIMIT_KEY_PREFIX"])
+        return RedisAnswerSlots(config["REDIS_URL"], config["RATELIMIT_KEY_PREFIX"],
+                                config["REDIS_TIMEOUT"])
     return MemoryAnswerSlots()

@@ -13,8 +13,10 @@ from ..errors import RateLimited, UpstreamUnavailable
 
 
 class RateLimiter:
-    def __init__(self, storage_uri, namespace):
-        self.windows = MovingWindowRateLimiter(storage_from_string(storage_uri))
+    def __init__(self, storage_uri, namespace, redis_timeout):
+        # Without a socket timeout a hung Redis holds every login for redis-py's default (5 s).
+        self.windows = MovingWindowRateLimiter(storage_from_string(
+            storage_uri, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout))
         self.namespace = namespace
 
     def ensure_allowed(self, limit, *key):
