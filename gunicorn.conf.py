@@ -1,8 +1,49 @@
 """gunicorn settings for ChatAPI: gevent workers, so one worker holds many open streams."""
 import os
+from contextlib import contextmanager
+
+import gevent
+from gunicorn.workers.ggevent import GeventWorker
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-worker_class = "gevent"
+
+
+class ChatAPIWorker(GeventWorker):
+    """gunicorn's gevent worker, except that on SIGTERM the connections idling between two
+    requests (nginx keeps some open to every worker) are closed at once: gunicorn would wait
+    the whole graceful time for them, as if they were answers in progress."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.idle = {}  # handler greenlet -> the Timeout of its wait for the next request
+
+    @contextmanager
+    def timeout_ctx(self):
+        # The wait gunicorn's worker makes (keepalive seconds, ending quietly), made endable.
+        timeout = gevent.Timeout(self.cfg.keepalive, False)
+        handler = gevent.getcurrent()
+        self.idle[handler] = timeout
+        try:
+            with timeout:
+                yield
+        finally:
+            self.idle.pop(handler, None)
+
+    def close_idle_connections(self):
+        gevent.get_hub().loop.run_callback(self.end_idle_waits)
+
+    def end_idle_waits(self):
+        """Runs in the hub, as a firing Timeout does: each handler still waiting gets its own
+        Timeout raised now and closes its connection; one that has a request by now is left
+        alone (it was checked just before, with no switch in between)."""
+        for handler in list(self.idle):
+            timeout = self.idle.get(handler)
+            if timeout is not None:
+                handler.throw(timeout)
+
+
+# Imported by gunicorn's master before any fork, so this file imports nothing of the app.
+worker_class = ChatAPIWorker
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Each answer holds one client and one GLM connection; 2,000 leaves room beside 1,000 streams.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
@@ -36,7 +77,8 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """On SIGTERM, streams that would outlive graceful_timeout are stored as incomplete."""
+    """On SIGTERM, idle keep-alive connections close, and streams that would outlive
+    graceful_timeout are stored as incomplete."""
     import signal
 
     from chatapi.lifecycle import end_answers_before
@@ -45,6 +87,7 @@ def post_worker_init(worker):
 
     def on_sigterm(signum, frame):
         stop_accepting(signum, frame)
+        worker.close_idle_connections()
         end_answers_before(worker.cfg.graceful_timeout)
 
     signal.signal(signal.SIGTERM, on_sigterm)
