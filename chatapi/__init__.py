@@ -7,7 +7,7 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, http
+from . import cli, errors, http, security_headers
 from .api import register_blueprints
 from .config import Config, jwt_secret_kept_in
 from .glm import GLMClient
@@ -39,6 +39,7 @@ def create_app(config=None):
     errors.register_error_handlers(app)
     errors.register_jwt_error_loaders(jwt)
     http.init_app(app)
+    security_headers.init_app(app)
     cli.init_app(app)
     return app
 
