@@ -65,10 +65,21 @@ def authenticate(login, password):
     return user
 
 
+def throttle_key(login):
+    """Every spelling that logs in to one account counts as that account: its username in any
+    letter case or Unicode compatibility form (`ａｌｉｃｅ`), and its email. An unknown name
+    counts in the form it is looked up in."""
+    user = find_by_login(login)
+    if user is not None:
+        return f"account:{user.id}"
+    return "name:" + (login.lower() if "@" in login else username_key(login))
+
+
 def log_in(login, password, client_address, limiter, limit):
-    """Failed attempts are counted per client address and claimed name, so one attacker can't
-    lock a user out from everywhere and one address can't try a name without limit."""
-    key = (client_address or "unknown", login.casefold())
+    """Failed attempts are counted per client address and claimed account, so one attacker
+    can't lock a user out from everywhere and one address can't try an account without
+    limit."""
+    key = (client_address or "unknown", throttle_key(login))
     limiter.ensure_allowed(limit, *key)
     try:
         return authenticate(login, password)
