@@ -257,3 +257,14 @@ def test_repeated_failed_logins_are_throttled_even_for_the_right_password(make_a
         response = login(client, "alice", password)
         assert_error(response, 429, "rate_limited")
         assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("variant", ["ALICE", "ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "Alice@Example.com"])
+def test_the_throttle_counts_every_spelling_of_one_account_together(make_app, user, variant):
+    """Usernames are compared after NFKC and case folding, so `ａｌｉｃｅ` and `𝐚𝐥𝐢𝐜𝐞` log in
+    as alice: they must not open a fresh window of attempts."""
+    client = make_app(LOGIN_FAILURE_LIMIT="3 per minute").test_client()
+    assert login(client, variant, PASSWORD).status_code == 200
+    assert [login(client, "alice", "wrong password").status_code for _ in range(3)] == [401] * 3
+    for password in ("wrong password", PASSWORD):
+        assert_error(login(client, variant, password), 429, "rate_limited")
