@@ -1,5 +1,6 @@
 """Who is calling: bearer tokens checked against revocation and the account's state."""
 import re
+from datetime import datetime, timezone
 
 from flask import current_app
 from flask_jwt_extended import jwt_required
@@ -39,7 +40,8 @@ def token_is_revoked(_header, claims):
 @jwt.user_lookup_loader
 def load_active_user(_header, claims):
     """A deactivated (or deleted) account's tokens stop working on its next request."""
-    subject = claims.get("sub")
-    if isinstance(subject, str) and SUBJECT.fullmatch(subject) and int(subject) <= MAX_USER_ID:
-        return users.get_active_user(int(subject))
-    return None
+    subject, issued_at = claims.get("sub"), claims.get("iat")
+    if not (isinstance(subject, str) and SUBJECT.fullmatch(subject)
+            and int(subject) <= MAX_USER_ID and isinstance(issued_at, int)):
+        return None
+    return users.get_active_user(int(subject), datetime.fromtimestamp(issued_at, timezone.utc))
