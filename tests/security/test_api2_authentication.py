@@ -14,6 +14,7 @@ import json
 import statistics
 import time
 import uuid
+from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from chatapi.extensions import db
 from chatapi.models import User
+from chatapi.models.timestamps import utcnow
 from chatapi.services import tokens
 
 from ..conftest import JWT_TEST_SECRET, PASSWORD, bearer
@@ -268,3 +270,37 @@ def test_the_throttle_counts_every_spelling_of_one_account_together(make_app, us
     assert [login(client, "alice", "wrong password").status_code for _ in range(3)] == [401] * 3
     for password in ("wrong password", PASSWORD):
         assert_error(login(client, variant, password), 429, "rate_limited")
+
+
+def test_a_deleted_accounts_token_does_not_open_the_account_registered_after_it(
+        app, client, runner, user):
+    """SQLite gives a new row the id of a deleted last row, so the old tokens name the new
+    account. They were issued a minute before (they live a day, or thirty), to an account
+    that had existed for an hour."""
+    user.created_at = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    minute_ago = int(time.time()) - 60
+    old_access = signed(claims_for(user, iat=minute_ago, nbf=minute_ago))
+    old_refresh = signed(claims_for(user, iat=minute_ago, nbf=minute_ago, type="refresh"))
+    assert client.get("/api/auth/me", headers=bearer(old_access)).status_code == 200
+    assert client.post("/api/auth/refresh", headers=bearer(old_refresh)).status_code == 200
+    assert runner.invoke(args=["users", "delete", user.username, "--yes"]).exit_code == 0
+    registered = client.post("/api/auth/register", json={
+        "username": "newcomer", "email": "newcomer@example.com", "password": "s3cret-pass"})
+    assert registered.status_code == 201
+    mine = client.post("/api/auth/login", json={"username": "newcomer",
+                                                "password": "s3cret-pass"}).get_json()["data"]
+    headers = bearer(mine["access_token"])
+    assert client.post("/api/conversations/", headers=headers, json={}).status_code == 201
+    for path in ("/api/auth/me", "/api/conversations/"):
+        assert_error(client.get(path, headers=bearer(old_access)), 401, "unauthorized")
+    assert_error(client.post("/api/auth/refresh", headers=bearer(old_refresh)), 401,
+                 "unauthorized")
+    assert client.get("/api/auth/me", headers=headers).get_json()["data"]["username"] == "newcomer"
+
+
+def test_a_token_issued_before_its_account_existed_is_401(client, user):
+    created = int(user.created_at.timestamp())
+    before = signed(claims_for(user, iat=created - 3600, nbf=created - 3600))
+    assert_error(client.get("/api/auth/me", headers=bearer(before)), 401, "unauthorized")
+    assert client.get("/api/auth/me", headers=bearer(signed(claims_for(user)))).status_code == 200
