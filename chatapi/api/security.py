@@ -42,6 +42,6 @@ def load_active_user(_header, claims):
     """A deactivated (or deleted) account's tokens stop working on its next request."""
     subject, issued_at = claims.get("sub"), claims.get("iat")
     if not (isinstance(subject, str) and SUBJECT.fullmatch(subject)
-            and int(subject) <= MAX_USER_ID and isinstance(issued_at, int)):
+            and int(subject) <= MAX_USER_ID and isinstance(issued_at, int) and issued_at >= 0):
         return None
     return users.get_active_user(int(subject), datetime.fromtimestamp(issued_at, timezone.utc))
