@@ -304,3 +304,12 @@ def test_a_token_issued_before_its_account_existed_is_401(client, user):
     before = signed(claims_for(user, iat=created - 3600, nbf=created - 3600))
     assert_error(client.get("/api/auth/me", headers=bearer(before)), 401, "unauthorized")
     assert client.get("/api/auth/me", headers=bearer(signed(claims_for(user)))).status_code == 200
+
+
+@pytest.mark.parametrize("issued_at", [None, "1700000000", 1.5e9, -10 ** 20, True])
+def test_a_validly_signed_token_without_an_integer_issue_time_is_401(client, user, issued_at):
+    claims = claims_for(user, iat=issued_at)
+    if issued_at is None:
+        del claims["iat"]
+    response = client.get("/api/auth/me", headers=bearer(signed(claims)))
+    assert_error(response, 401, "unauthorized")
