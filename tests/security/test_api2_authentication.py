@@ -259,6 +259,9 @@ def test_repeated_failed_logins_are_throttled_even_for_the_right_password(make_a
         response = login(client, "alice", password)
         assert_error(response, 429, "rate_limited")
         assert int(response.headers["Retry-After"]) > 0
+    forged = client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD},
+                         headers={"X-Forwarded-For": "203.0.113.7", "X-Real-IP": "203.0.113.7"})
+    assert_error(forged, 429, "rate_limited")
 
 
 @pytest.mark.parametrize("variant", ["ALICE", "ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "Alice@Example.com"])
