@@ -3,12 +3,14 @@
 Every route of the URL map except `PUBLIC` must refuse, with the 401 envelope, each kind of
 bad credential: none, not a JWT, unsigned (`alg: none`), signed with another key or another
 algorithm, tampered, expired, not yet valid, a refresh token where an access token belongs (and
-the reverse), revoked by logout, of a deactivated or a deleted account, and with a `sub` that
-is not an issued user id. Each forged kind has a control: the same construction with the real
-key and claims is accepted, so the refusals are the server's doing. Passwords never come back;
-a failed login says the same, and takes about as long, for an unknown user and a wrong
-password; repeated failures are throttled. tests/test_auth.py and tests/test_errors.py test
-the same endpoints for their everyday behaviour."""
+the reverse), revoked by logout, of a deactivated or a deleted account (also once a new
+account has taken over its id), issued before its account existed, and with a `sub` or `iat`
+that the service never issues. Each forged kind has a control: the same construction with the
+real key and claims is accepted, so the refusals are the server's doing. Passwords never come
+back; a failed login says the same, and takes about as long, for an unknown user and a wrong
+password; repeated failures are throttled, whatever spelling of the account or forwarded
+address is sent. tests/test_auth.py and tests/test_errors.py test the same endpoints for their
+everyday behaviour."""
 import base64
 import json
 import statistics
