@@ -7,7 +7,7 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, http
+from . import cli, errors, http, security_headers
 from .api import register_blueprints
 from .config import Config, jwt_secret_kept_in
 from .glm import GLMClient
@@ -40,6 +40,7 @@ def create_app(config=None):
     errors.register_error_handlers(app)
     errors.register_jwt_error_loaders(jwt)
     http.init_app(app)
+    security_headers.init_app(app)
     cli.init_app(app)
     return app
 
@@ -69,12 +70,14 @@ def configure(app):
 
 
 def engine_options(config):
-    """A bounded pool per worker: streams hold no connection, so a few serve many streams."""
+    """A bounded pool per worker: streams hold no connection, so a few serve many streams.
+    Database errors leave out the statement's values (password hashes, emails, message
+    text), so the traceback logged for a 500 carries none of them."""
     url = config["SQLALCHEMY_DATABASE_URI"]
     if url in ("sqlite://", "sqlite:///:memory:"):
-        return {}  # one shared in-memory connection (SQLAlchemy's StaticPool)
+        return {"hide_parameters": True}  # one shared in-memory connection (StaticPool)
     pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0,
-            "pool_timeout": config["DB_POOL_TIMEOUT"]}
+            "pool_timeout": config["DB_POOL_TIMEOUT"], "hide_parameters": True}
     if url.startswith("sqlite"):
         return {**pool, "connect_args": {"timeout": 5}}
     return {**pool, "pool_pre_ping": True,

@@ -1,4 +1,6 @@
 """Accounts: creation, authentication, administration."""
+from datetime import timedelta
+
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -8,6 +10,8 @@ from ..models import User
 from ..models.user import username_key
 from ..texts import say
 from . import passwords
+
+CLOCK_SKEW = timedelta(seconds=10)
 
 
 def _conflicts(username, email):
@@ -65,12 +69,23 @@ def authenticate(login, password):
     return user
 
 
+def throttle_key(login):
+    """Every spelling that logs in to one account counts as that account: its username in any
+    letter case or Unicode compatibility form (`ａｌｉｃｅ`), and its email. An unknown name
+    counts in the form it is looked up in."""
+    user = find_by_login(login)
+    if user is not None:
+        return f"account:{user.id}"
+    return "name:" + (login.lower() if "@" in login else username_key(login))
+
+
 def log_in(login, password, client_address, limiter, limit):
-    """Failed attempts are counted per client address and claimed name, so one attacker can't
-    lock a user out from everywhere and one address can't try a name without limit."""
+    """Failed attempts are counted per client address and claimed account, so one attacker
+    can't lock a user out from everywhere and one address can't try an account without
+    limit."""
     if limit is None:
         return authenticate(login, password)
-    key = (client_address or "unknown", login.casefold())
+    key = (client_address or "unknown", throttle_key(login))
     limiter.ensure_allowed(limit, *key)
     try:
         return authenticate(login, password)
@@ -79,9 +94,14 @@ def log_in(login, password, client_address, limiter, limit):
         raise
 
 
-def get_active_user(user_id):
+def get_active_user(user_id, token_issued_at):
+    """The active account a token names, or None. A token issued before the account was
+    created names a deleted account whose id was reused (SQLite gives a new row the id of a
+    deleted last row); CLOCK_SKEW allows for the clocks of several hosts."""
     user = db.session.get(User, user_id)
-    return user if user is not None and user.is_active else None
+    if user is None or not user.is_active or user.created_at > token_issued_at + CLOCK_SKEW:
+        return None
+    return user
 
 
 def get_by_username(username):

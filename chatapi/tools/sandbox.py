@@ -122,8 +122,9 @@ def supervise(argv, workdir, env, stdin_file, timeout, output_bytes, namespaced)
         process.stdout.close()
         process.stderr.close()
     exit_code, stderr_bytes = process.returncode, stderr.content()
-    if namespaced and exit_code == 1 and stderr_bytes.endswith(UNSHARE_SIGKILL_NOTE):
-        exit_code, stderr_bytes = -signal.SIGKILL, stderr_bytes[:-len(UNSHARE_SIGKILL_NOTE)]
+    if namespaced and exit_code == 1 and stderr.tail == UNSHARE_SIGKILL_NOTE:
+        exit_code = -signal.SIGKILL
+        stderr_bytes = stderr_bytes.removesuffix(UNSHARE_SIGKILL_NOTE)
     return {"stdout": decoded(stdout.content()), "stderr": decoded(stderr_bytes),
             "exit_code": exit_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -167,7 +168,9 @@ def signal_quietly(kill, pid):
 
 class CappedReader:
     """Reads a pipe to its end in a thread (a greenlet under gevent), keeping at most `cap`
-    bytes; past the cap it calls `on_overflow` to kill the writer instead of buffering on."""
+    bytes; past the cap it calls `on_overflow` to kill the writer and drops the rest. It reads
+    on to the end even then: a writer blocked on the full pipe (unshare reporting its child's
+    death on stderr) would otherwise hold the run until its deadline."""
 
     def __init__(self, pipe, cap, on_overflow):
         self.pipe = pipe
@@ -176,18 +179,26 @@ class CappedReader:
         self.chunks = []
         self.size = 0
         self.truncated = False
+        self.tail = b""  # the last bytes read, kept or dropped
         self.thread = threading.Thread(target=self.read, daemon=True)
         self.thread.start()
 
     def read(self):
-        while chunk := self.pipe.read(READ_CHUNK):
-            room = self.cap - self.size
+        try:
+            while chunk := self.pipe.read(READ_CHUNK):
+                self.keep(chunk)
+        except (OSError, ValueError):
+            pass  # closed after DRAIN_GRACE_SECONDS: a detached writer still holds it open
+
+    def keep(self, chunk):
+        room = max(self.cap - self.size, 0)
+        if room:
             self.chunks.append(chunk[:room])
             self.size += min(len(chunk), room)
-            if len(chunk) > room:
-                self.truncated = True
-                self.on_overflow()
-                return
+        self.tail = (self.tail + chunk)[-len(UNSHARE_SIGKILL_NOTE):]
+        if len(chunk) > room and not self.truncated:
+            self.truncated = True
+            self.on_overflow()
 
     def join(self):
         self.thread.join(DRAIN_GRACE_SECONDS)

@@ -1,0 +1,21 @@
+"""Headers on every response that make a browser treat it as inert data (OWASP API8): never
+sniffed into HTML, framed, sent as a referrer, run as a page or kept in a cache."""
+
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def add_security_headers(response):
+    response.headers.update(HEADERS)
+    # Answers carry one user's data. The event stream keeps its `Cache-Control: no-cache`
+    # (API.md §4), which already forbids serving it from a cache.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def init_app(app):
+    app.after_request(add_security_headers)

@@ -1,0 +1,225 @@
+"""OWASP API4:2023 Unrestricted Resource Consumption.
+
+Every size and time limit a client can reach: the body size (MAX_CONTENT_LENGTH, 413, also
+without a Content-Length), the message length (MAX_MESSAGE_CHARS, 422, nothing stored, the
+model not asked), page sizes and other field bounds (422), run_python's time limit and output
+cap (SANDBOX_OUTPUT_BYTES), the fetch tools' byte cap (FETCH_MAX_BYTES) and time limit
+(FETCH_TIMEOUT), and tool inputs built to be expensive (refused quickly). Each limit is also
+shown to let the largest allowed value through. Per-user rate limits for messages and tools
+and the concurrent-stream cap are tested where they are built, not here."""
+import io
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from chatapi.extensions import db
+from chatapi.models import Conversation, Message, User
+
+from .conftest import assert_error, chat_requests, routes, stored_rows
+
+MIB = 1024 * 1024
+
+
+def counts():
+    db.session.expire_all()
+    return [db.session.scalar(select(func.count()).select_from(model))
+            for model in (User, Conversation, Message)]
+
+
+def body_routes(app, client):
+    """The routes that read a JSON body, as the OpenAPI document says."""
+    document = client.get("/api/openapi.json").get_json()
+    documented = {(path, method.upper()) for path, operations in document["paths"].items()
+                  for method, operation in operations.items() if "requestBody" in operation}
+    return [route for route in routes(app)
+            if (route.rule.replace("<", "{").replace(">", "}"), route.method) in documented]
+
+
+def oversized(size=MIB + 1):
+    padding = "x" * (size - len('{"title": ""}'))
+    return ('{"title": "%s"}' % padding).encode()
+
+
+def chunked(body):
+    """A body sent without Content-Length (Transfer-Encoding: chunked), as gunicorn hands it
+    to the app: a stream the server ends."""
+    return {"input_stream": io.BytesIO(body), "environ_overrides": {
+        "CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked",
+        "wsgi.input_terminated": True}}
+
+
+def test_a_body_over_max_content_length_is_413_on_every_route_that_reads_one(
+        app, chat_client, exchange, auth_headers):
+    before, rows = counts(), stored_rows(exchange.conversation["id"])
+    checked = body_routes(app, chat_client)
+    assert len(checked) >= 8
+    values = {"conversation_id": exchange.conversation["id"], "name": "calculator"}
+    for route in checked:
+        for body in ({"data": oversized()}, chunked(oversized())):
+            response = chat_client.open(route.url(**values), method=route.method,
+                                        headers=auth_headers, content_type="application/json",
+                                        **body)
+            assert_error(response, 413, "payload_too_large")
+    assert counts() == before and stored_rows(exchange.conversation["id"]) == rows
+
+
+@pytest.mark.parametrize("sent", ["with content-length", "chunked"])
+def test_a_body_of_exactly_max_content_length_is_read(client, auth_headers, sent):
+    body = oversized(MIB).replace(b'"title"', b'"other"')
+    response = client.post("/api/conversations/", headers=auth_headers,
+                           content_type="application/json",
+                           **(chunked(body) if sent == "chunked" else {"data": body}))
+    assert response.status_code == 201, response.get_json()
+
+
+@pytest.mark.parametrize("path", ["/api/messages/", "/api/messages/stream"])
+def test_a_message_over_max_message_chars_is_422_stores_nothing_and_asks_no_model(
+        chat_client, exchange, auth_headers, glm_simulator, path):
+    rows, asked = stored_rows(exchange.conversation["id"]), len(chat_requests(glm_simulator))
+    response = chat_client.post(path, headers=auth_headers, json={
+        "conversation_id": exchange.conversation["id"], "content": "字" * 32001})
+    body = assert_error(response, 422, "validation_error")
+    assert "content" in body["error"]["details"]
+    assert stored_rows(exchange.conversation["id"]) == rows
+    assert len(chat_requests(glm_simulator)) == asked
+
+
+def test_a_message_of_exactly_max_message_chars_is_answered(chat_client, exchange, auth_headers):
+    response = chat_client.post("/api/messages/", headers=auth_headers, json={
+        "conversation_id": exchange.conversation["id"], "content": "字" * 32000})
+    assert response.status_code == 201, response.get_json()
+
+
+def test_max_message_chars_is_the_configured_one(make_app, user, auth_headers):
+    client = make_app(MAX_MESSAGE_CHARS=10).test_client()
+    conversation = client.post("/api/conversations/", headers=auth_headers, json={})
+    response = client.post("/api/messages/", headers=auth_headers, json={
+        "conversation_id": conversation.get_json()["data"]["id"], "content": "x" * 11})
+    assert_error(response, 422, "validation_error")
+    assert counts()[2] == 0
+
+
+@pytest.fixture
+def conversation_id(client, auth_headers):
+    return client.post("/api/conversations/", headers=auth_headers,
+                       json={}).get_json()["data"]["id"]
+
+
+@pytest.mark.parametrize("query,field", [
+    ("page_size=101", "page_size"), ("page_size=0", "page_size"), ("page_size=-1", "page_size"),
+    ("page_size=abc", "page_size"), ("page_size=1e3", "page_size"),
+    ("page_size=99999999999999999999", "page_size"), ("page=0", "page"),
+    ("page=1000001", "page"), ("q=" + "x" * 201, "q"), ("project_id=" + "p" * 65, "project_id"),
+])
+def test_conversation_list_bounds_are_422(client, auth_headers, query, field):
+    response = client.get(f"/api/conversations/?{query}", headers=auth_headers)
+    assert field in assert_error(response, 422, "validation_error")["error"]["details"]
+
+
+@pytest.mark.parametrize("query", ["limit=1001", "limit=0", "limit=-5", "limit=10000000000"])
+def test_message_list_limit_over_1000_or_under_1_is_422(client, auth_headers, conversation_id,
+                                                        query):
+    response = client.get(f"/api/messages/{conversation_id}?{query}", headers=auth_headers)
+    assert "limit" in assert_error(response, 422, "validation_error")["error"]["details"]
+
+
+def test_the_largest_pages_are_served(client, auth_headers, conversation_id):
+    assert client.get("/api/conversations/?page_size=100&page=1000000",
+                      headers=auth_headers).status_code == 200
+    assert client.get(f"/api/messages/{conversation_id}?limit=1000",
+                      headers=auth_headers).status_code == 200
+
+
+@pytest.mark.parametrize("fields", [
+    {"max_tokens": 131073}, {"system_prompt": "x" * 20001}, {"title": "x" * 201},
+    {"project_id": "p" * 65},
+])
+def test_conversation_fields_over_their_bounds_are_422_and_store_nothing(client, auth_headers,
+                                                                         fields):
+    before = counts()
+    response = client.post("/api/conversations/", headers=auth_headers, json=fields)
+    assert set(assert_error(response, 422, "validation_error")["error"]["details"]) == set(fields)
+    assert counts() == before
+
+
+def run_python(client, headers, **arguments):
+    response = client.post("/api/tools/run_python/execute", headers=headers, json=arguments)
+    if response.status_code == 503:
+        pytest.skip("this host cannot make network namespaces for the sandbox (503)")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["data"]["result"]
+
+
+def test_run_python_over_its_time_limit_is_killed_with_timed_out(client, auth_headers):
+    started = time.perf_counter()
+    result = run_python(client, auth_headers, code="while True:\n    pass\n", timeout=1)
+    assert result["timed_out"] is True and result["exit_code"] == -9
+    assert time.perf_counter() - started < 3.5
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_run_python_output_over_sandbox_output_bytes_is_cut_and_the_run_ended_at_once(
+        make_app, user, auth_headers, stream):
+    client = make_app(SANDBOX_OUTPUT_BYTES=4096).test_client()
+    code = (f"import sys, time\nsys.{stream}.write('y' * 1_000_000)\nsys.{stream}.flush()\n"
+            "time.sleep(30)\n")
+    started = time.perf_counter()
+    result = run_python(client, auth_headers, code=code, timeout=20)
+    assert result["truncated"] is True and result[stream] == "y" * 4096
+    assert result["timed_out"] is False and result["exit_code"] == -9
+    assert time.perf_counter() - started < 5
+
+
+@pytest.fixture
+def fetching(make_app, auth_headers, site):
+    def fetch(path, tool="fetch_webpage", **config):
+        app = make_app(FETCH_ALLOWED_HOSTS=[site.host], **config)
+        return app.test_client().post(f"/api/tools/{tool}/execute", headers=auth_headers,
+                                      json={"url": site.url(path), "max_chars": 100000})
+    return fetch
+
+
+def test_fetch_reads_at_most_fetch_max_bytes(fetching):
+    response = fetching("/long.txt", FETCH_MAX_BYTES=1000)
+    assert response.status_code == 200, response.get_json()
+    result = response.get_json()["data"]["result"]
+    assert result["text"] == ("word " * 200) and result["truncated"] is True
+    whole = fetching("/long.txt", FETCH_MAX_BYTES=5000).get_json()["data"]["result"]
+    assert len(whole["text"]) == 5000 and whole["truncated"] is False
+
+
+@pytest.mark.parametrize("tool", ["fetch_webpage", "extract_links"])
+def test_a_20_mb_page_is_cut_at_fetch_max_bytes_quickly(fetching, tool):
+    started = time.perf_counter()
+    response = fetching("/huge", tool, FETCH_MAX_BYTES=100_000)
+    assert response.status_code == 200, response.get_json()
+    if tool == "fetch_webpage":
+        result = response.get_json()["data"]["result"]
+        assert result["truncated"] is True and 0 < len(result["text"]) <= 100_000
+    assert time.perf_counter() - started < 3
+
+
+@pytest.mark.parametrize("path", ["/forever", "/silent", "/no-answer"])
+def test_a_fetch_is_504_at_fetch_timeout(fetching, path):
+    started = time.perf_counter()
+    assert_error(fetching(path, FETCH_TIMEOUT=0.5), 504, "upstream_timeout")
+    assert time.perf_counter() - started < 2.5
+
+
+@pytest.mark.parametrize("tool,arguments,field", [
+    ("calculator", {"expression": "9**9**9**9"}, "expression"),
+    ("calculator", {"expression": "factorial(100000)"}, "expression"),
+    ("json_query", {"data": [1], "expression": "|".join(["[@,@]|[]"] * 21)}, "expression"),
+    ("regex_test", {"pattern": "(x+x+)+y", "text": "x" * 5000}, "pattern"),
+    ("regex_test", {"pattern": "x{4294967294}", "text": "x"}, "pattern"),
+    ("unit_convert", {"value": 1, "from_unit": "m**10**10**10", "to_unit": "m"}, "from_unit"),
+    ("csv_analyze", {"csv": "a\n1\n", "max_rows": 10 ** 9}, "max_rows"),
+    ("run_python", {"code": "x" * 100_001}, "code"),
+])
+def test_tool_inputs_built_to_be_expensive_are_refused_quickly(client, auth_headers, tool,
+                                                               arguments, field):
+    started = time.perf_counter()
+    response = client.post(f"/api/tools/{tool}/execute", headers=auth_headers, json=arguments)
+    assert field in assert_error(response, 422, "validation_error")["error"]["details"]
+    assert time.perf_counter() - started < 3
