@@ -17,7 +17,10 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts 
 @blp.arguments(RegisterSchema)
 @blp.response(201, envelope(UserRefSchema))
 def register(body):
-    return {"message": say("registered"), "data": users.create_user(**body)}
+    user = users.register(body, request.remote_addr,
+                          current_app.extensions["chatapi.rate_limiter"],
+                          current_app.config["REGISTER_LIMIT"])
+    return {"message": say("registered"), "data": user}
 
 
 @blp.route("/login", methods=["POST"])
@@ -27,7 +30,8 @@ def register(body):
 def login(body):
     user = users.log_in(body["username"], body["password"], request.remote_addr,
                         current_app.extensions["chatapi.rate_limiter"],
-                        current_app.config["LOGIN_FAILURE_LIMIT"])
+                        current_app.config["LOGIN_FAILURE_LIMIT"],
+                        current_app.config["LOGIN_ADDRESS_FAILURE_LIMIT"])
     result = tokens.issue_tokens(user, current_app.config)
     result["user"] = user
     return {"message": say("logged_in"), "data": result}

@@ -79,19 +79,32 @@ def throttle_key(login):
     return "name:" + (login.lower() if "@" in login else username_key(login))
 
 
-def log_in(login, password, client_address, limiter, limit):
+def log_in(login, password, client_address, limiter, per_account, per_address):
     """Failed attempts are counted per client address and claimed account, so one attacker
     can't lock a user out from everywhere and one address can't try an account without
-    limit."""
-    if limit is None:
-        return authenticate(login, password)
-    key = (client_address or "unknown", throttle_key(login))
-    limiter.ensure_allowed(limit, *key)
+    limit; and per address over all names, so cycling through names (an argon2 check each)
+    can't burn the CPU without limit either."""
+    address = client_address or "unknown"
+    windows = []
+    if per_account:
+        windows.append((per_account, (address, throttle_key(login))))
+    if per_address:
+        windows.append((per_address, ("address", address)))
+    for limit, key in windows:
+        limiter.ensure_allowed(limit, *key)
     try:
         return authenticate(login, password)
     except Unauthorized:
-        limiter.count(limit, *key)
+        for limit, key in windows:
+            limiter.count(limit, *key)
         raise
+
+
+def register(fields, client_address, limiter, limit):
+    """Registrations are counted per client address: each costs a password hash and a row."""
+    if limit:
+        limiter.take(limit, "register", client_address or "unknown")
+    return create_user(**fields)
 
 
 def get_active_user(user_id, token_issued_at):

@@ -3,6 +3,7 @@ executing tools and answers in progress. Each refusal is a 429 envelope with Ret
 nothing is stored for a refused message."""
 import pytest
 
+from ..conftest import PASSWORD
 from ..test_chat import send, stored
 
 CALCULATE = "/api/tools/calculator/execute"
@@ -79,3 +80,34 @@ def test_a_failed_answer_gives_its_slot_back(limited, auth_headers):
     conversation_id = new_conversation(client, auth_headers)
     assert send(client, auth_headers, conversation_id, "[[http:500]]").status_code == 502
     assert send(client, auth_headers, conversation_id, "again").status_code == 201
+
+
+def test_registrations_past_the_limit_per_address_are_refused(make_app):
+    client = make_app(REGISTER_LIMIT="2 per hour").test_client()
+    for name in ("reg_one", "reg_two"):
+        created = client.post("/api/auth/register", json={
+            "username": name, "email": f"{name}@example.com", "password": "long enough pw"})
+        assert created.status_code == 201, created.json
+    refused = client.post("/api/auth/register", json={
+        "username": "reg_three", "email": "reg_three@example.com", "password": "long enough pw"})
+    assert_refused(refused)
+    assert client.post("/api/auth/login", json={
+        "username": "reg_three", "password": "long enough pw"}).status_code == 401
+
+
+def test_failed_logins_over_many_names_from_one_address_are_refused(make_app, user):
+    """Each failed login costs an argon2 check: a new name per attempt dodges the per-account
+    window, not the per-address one."""
+    client = make_app(LOGIN_ADDRESS_FAILURE_LIMIT="3 per 5 minutes").test_client()
+    for attempt in range(3):
+        failed = client.post("/api/auth/login", json={"username": f"nobody{attempt}",
+                                                      "password": "guess"})
+        assert failed.status_code == 401
+    assert_refused(client.post("/api/auth/login",
+                               json={"username": "nobody9", "password": "guess"}))
+    # The window is full for this address, even for the right password.
+    assert_refused(client.post("/api/auth/login",
+                               json={"username": user.username, "password": PASSWORD}))
+    elsewhere = client.post("/api/auth/login", environ_base={"REMOTE_ADDR": "127.0.0.2"},
+                            json={"username": user.username, "password": PASSWORD})
+    assert elsewhere.status_code == 200
