@@ -175,6 +175,9 @@ def test_a_body_over_1_mib_is_refused_by_nginx_with_the_envelope(through_nginx, 
     assert response.json() == {"success": False, "message": "Request body too large",
                                "error": {"code": "payload_too_large", "details": {}}}
     assert response.headers["X-Request-ID"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == (
+        "default-src 'none'; frame-ancestors 'none'")
 
 
 def log_in(base, username, password, source, forwarded_for=None):
