@@ -21,34 +21,27 @@ class RateLimiter:
 
     def ensure_allowed(self, limit, *key):
         """Refuse when the window is full, without counting this call."""
-        item = parse(limit)
-        try:
-            allowed = self.windows.test(item, self.namespace, *key)
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error
-        if not allowed:
-            self.refuse(item, key)
-
-    def count(self, limit, *key):
-        try:
-            self.windows.hit(parse(limit), self.namespace, *key)
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error
+        self.refuse_when_full(self.windows.test, parse(limit), key)
 
     def take(self, limit, *key):
         """Count this call, or refuse it when the window is full."""
-        item = parse(limit)
-        try:
-            allowed = self.windows.hit(item, self.namespace, *key)
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error
-        if not allowed:
-            self.refuse(item, key)
+        self.refuse_when_full(self.windows.hit, parse(limit), key)
 
-    def refuse(self, item, key):
-        try:
-            reset_at = self.windows.get_window_stats(item, self.namespace, *key).reset_time
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error
+    def count(self, limit, *key):
+        self.redis_call(self.windows.hit, parse(limit), self.namespace, *key)
+
+    def refuse_when_full(self, check, item, key):
+        if self.redis_call(check, item, self.namespace, *key):
+            return
+        reset_at = self.redis_call(self.windows.get_window_stats, item, self.namespace,
+                                   *key).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
         raise RateLimited(headers={"Retry-After": str(retry_after)})
+
+    @staticmethod
+    def redis_call(method, *args):
+        """Counters in an unreachable Redis fail closed (503)."""
+        try:
+            return method(*args)
+        except redis.RedisError as error:
+            raise UpstreamUnavailable() from error
