@@ -1,8 +1,20 @@
-"""flask-smorest's Blueprint with a stricter JSON body: any body that is present must be a
-JSON object (else 400), whatever Content-Type the client sent."""
+"""flask-smorest's Blueprint with a stricter JSON body (any body that is present must be a
+JSON object, else 400, whatever Content-Type the client sent), and with every error status an
+operation can answer documented in its OpenAPI responses."""
+from http import HTTPStatus
+
 import flask_smorest
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
+
+# Any operation: an unexpected failure (500), or the database unreachable or its pool
+# exhausted (503).
+EVERY_OPERATION_ERRORS = (500, 503)
+# A bearer token missing, malformed, expired or revoked, or its account deactivated.
+BEARER_ERRORS = (401,)
+# A body that is not a JSON object (400), over MAX_CONTENT_LENGTH (413), or failing its schema.
+BODY_ERRORS = (400, 413, 422)
+QUERY_ERRORS = (422,)
 
 
 class JsonObjectParser(FlaskParser):
@@ -16,5 +28,41 @@ class JsonObjectParser(FlaskParser):
         return body
 
 
+def error_statuses(doc, doc_info):
+    """What an operation's auth and arguments imply it may fail with, plus what its view
+    declared with `Blueprint.errors`. (`doc` is the operation documented so far: its request
+    body and parameters are there.)"""
+    statuses = set(EVERY_OPERATION_ERRORS) | set(doc_info.get("errors", ()))
+    if doc_info.get("manual_doc", {}).get("security"):
+        statuses.update(BEARER_ERRORS)
+    if "requestBody" in doc:
+        statuses.update(BODY_ERRORS)
+    if doc.get("parameters"):
+        statuses.update(QUERY_ERRORS)
+    return statuses
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonObjectParser()
+
+    @staticmethod
+    def errors(*statuses):
+        """Error statuses a view answers beyond those its auth and arguments imply (404 for an
+        absent resource, 409, 429, the upstream ones...); each is documented with the error
+        envelope."""
+        def decorator(view):
+            view._apidoc = {**getattr(view, "_apidoc", {}),
+                            "errors": (*getattr(view, "_apidoc", {}).get("errors", ()),
+                                       *statuses)}
+            return view
+        return decorator
+
+    @staticmethod
+    def _prepare_response_doc(doc, doc_info, *, api, spec, **kwargs):
+        responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+        for status in sorted(error_statuses(doc, doc_info)):
+            # A reference to the response flask-smorest registers per status: the error
+            # envelope (chatapi.schemas.envelope.ErrorEnvelopeSchema).
+            responses.setdefault(status, [HTTPStatus(status).name])
+        return flask_smorest.Blueprint._prepare_response_doc(
+            doc, doc_info, api=api, spec=spec, **kwargs)
