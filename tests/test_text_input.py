@@ -61,3 +61,13 @@ def test_conversation_filters_that_cannot_be_stored_are_422(client, auth_headers
     response = client.get(f"/api/conversations/?{query}", headers=auth_headers)
     assert response.status_code == 422
     assert response.json["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/api/conversations/conv_a%00b"), ("PUT", "/api/conversations/conv_a%00b"),
+    ("DELETE", "/api/conversations/conv_a%00b"), ("GET", "/api/messages/conv_a%00b"),
+    ("DELETE", "/api/messages/msg_a%00b")])
+def test_an_id_with_nul_in_the_path_is_404(client, auth_headers, method, path):
+    response = client.open(path, method=method, json={}, headers=auth_headers)
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"

@@ -1,3 +1,4 @@
+import re
 import secrets
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
@@ -12,6 +13,10 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 def new_message_id():
     return "msg_" + secrets.token_urlsafe(16)
+
+
+# What an id can look like (the column holds 40 characters); anything else names no message.
+ID_FORMAT = re.compile(r"msg_[A-Za-z0-9_-]{1,36}")
 
 
 class Message(db.Model):
