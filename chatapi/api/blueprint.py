@@ -1,6 +1,7 @@
 """flask-smorest's Blueprint with a stricter JSON body (any body that is present must be a
-JSON object, else 400, whatever Content-Type the client sent), and with every error status an
-operation can answer documented in its OpenAPI responses."""
+JSON object of standard JSON, else 400, whatever Content-Type the client sent), and with every
+error status an operation can answer documented in its OpenAPI responses."""
+import json
 from http import HTTPStatus
 
 import flask_smorest
@@ -17,12 +18,21 @@ BODY_ERRORS = (400, 413, 422)
 QUERY_ERRORS = (422,)
 
 
+def refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
 class JsonObjectParser(FlaskParser):
     def _raw_load_json(self, req):
         raw = req.get_data(cache=True)
         if not raw.strip():
             return core.missing
-        body = core.parse_json(raw)
+        try:
+            # Python's json takes NaN and Infinity (not JSON: they would come back in a
+            # response no client can parse); integers over 4,300 digits raise ValueError.
+            body = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
+        except (UnicodeDecodeError, ValueError):
+            abort(400, messages={"json": ["Invalid JSON body."]})
         if not isinstance(body, dict):
             abort(400, messages={"json": ["The body must be a JSON object."]})
         return body
