@@ -23,6 +23,12 @@ def test_nan_and_infinity_are_not_json(client, auth_headers, constant):
     assert_bad_request(response)
 
 
+def test_a_body_nested_deeper_than_the_parser_goes_is_400(client, auth_headers):
+    response = post_raw(client, "/api/conversations/", '{"a": ' * 100_000 + "1" +
+                        "}" * 100_000, auth_headers)
+    assert_bad_request(response)
+
+
 def test_an_integer_with_more_digits_than_python_reads_is_400(client, auth_headers):
     response = post_raw(client, "/api/conversations/", '{"max_tokens": ' + "9" * 5000 + "}",
                         auth_headers)

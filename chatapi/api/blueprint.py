@@ -29,9 +29,10 @@ class JsonObjectParser(FlaskParser):
             return core.missing
         try:
             # Python's json takes NaN and Infinity (not JSON: they would come back in a
-            # response no client can parse); integers over 4,300 digits raise ValueError.
+            # response no client can parse); integers over 4,300 digits and very deep nesting
+            # raise ValueError and RecursionError.
             body = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             abort(400, messages={"json": ["Invalid JSON body."]})
         if not isinstance(body, dict):
             abort(400, messages={"json": ["The body must be a JSON object."]})
