@@ -2,6 +2,7 @@
 JSON object of standard JSON, else 400, whatever Content-Type the client sent), and with every
 error status an operation can answer documented in its OpenAPI responses."""
 import json
+import math
 from http import HTTPStatus
 
 import flask_smorest
@@ -22,16 +23,25 @@ def refuse_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def finite_float(text):
+    """1e400 would be read as infinity, which no JSON answer can carry back."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a double")
+    return value
+
+
 class JsonObjectParser(FlaskParser):
     def _raw_load_json(self, req):
         raw = req.get_data(cache=True)
         if not raw.strip():
             return core.missing
         try:
-            # Python's json takes NaN and Infinity (not JSON: they would come back in a
-            # response no client can parse); integers over 4,300 digits and very deep nesting
-            # raise ValueError and RecursionError.
-            body = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
+            # Python's json takes NaN and Infinity, and reads 1e400 as infinity (they would
+            # come back in a response no client can parse); integers over 4,300 digits and
+            # very deep nesting raise ValueError and RecursionError.
+            body = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant,
+                              parse_float=finite_float)
         except (UnicodeDecodeError, ValueError, RecursionError):
             abort(400, messages={"json": ["Invalid JSON body."]})
         if not isinstance(body, dict):
