@@ -189,6 +189,14 @@ def test_unit_convert_refuses_results_out_of_range(run):
     assert "out of range" in refusal(convert(run, 1e308, "km", "mm"), "value")
 
 
+def test_unit_convert_refuses_an_integer_beyond_a_double_as_out_of_range(run):
+    assert "out of range" in refusal(convert(run, 10 ** 400, "m", "km"), "value")
+
+
+def test_unit_convert_converts_an_integer_beyond_a_double_that_shrinks_into_range(run):
+    assert result_of(convert(run, 10 ** 310, "mm", "km"))["result"] == 1e304
+
+
 def test_unit_convert_requires_a_number(run):
     assert refusal(convert(run, "ten", "m", "km"), "value")
 

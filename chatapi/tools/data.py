@@ -80,7 +80,8 @@ def parsed_unit(text, field):
 
 def unit_convert(arguments, _context):
     value = arguments["value"]
-    if not math.isfinite(value):
+    # An integer is always finite (and math.isfinite overflows on one beyond a double).
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValidationFailed(details={"value": ["must be a finite number"]})
     source = parsed_unit(arguments["from_unit"], "from_unit")
     target = parsed_unit(arguments["to_unit"], "to_unit")
