@@ -61,7 +61,7 @@ def send_message(body):
 @blp.arguments(SendMessageSchema)
 @blp.doc(responses={200: {"description": "Server-Sent Events: start, thinking, text, "
                                          "tool_call, tool_result, then done or error",
-                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                          "content": {"text/event-stream": {"schema": sse.EVENT_SCHEMA}}}})
 def stream_message(body):
     exchange = begin_exchange(body)
     events = sse.relay(exchange, exchange_runner(exchange), chat.finish,
