@@ -26,6 +26,15 @@ class BaseSchema(Schema):
             field_obj.validators = [storable_text, *field_obj.validators]
 
 
+class OutputSchema(BaseSchema):
+    """What the API answers: every field is always present (null where it allows none), so the
+    OpenAPI document lists each one as required. Never loaded."""
+
+    def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
+        field_obj.required = True
+
+
 class Timestamp(fields.DateTime):
     """ISO 8601 UTC with a `Z`, to the millisecond."""
 
