@@ -176,6 +176,12 @@ def test_unit_convert_refuses_incompatible_units_naming_to_unit(run):
     assert "[length]" in refusal(convert(run, 1, "meter", "second"), "to_unit")
 
 
+def test_unit_convert_names_incompatible_units_with_powers(run):
+    assert refusal(convert(run, 1, "m**3", "byte"), "to_unit") == (
+        "cannot convert meter ** 3 ([length] ** 3) to byte (dimensionless)")
+    assert "[mass] * [time] ** -2" in refusal(convert(run, 1, "eV", "m/s"), "to_unit")
+
+
 @pytest.mark.parametrize("from_unit, to_unit, field", [
     ("furlongz", "m", "from_unit"),
     ("m", "blorps", "to_unit"),
