@@ -40,25 +40,37 @@ CONFIG = {
 }
 OFFLINE_TOOLS = ("calculator", "unit_convert", "json_query", "csv_analyze", "regex_test",
                  "web_search", "current_weather", "weather_forecast")
-# Nothing listens on the discard port: weather tools fail fast with 502, on loopback.
+# Nothing listens on the discard port: weather tools fail fast (502), on loopback.
 NOWHERE = "http://127.0.0.1:9"
+UPSTREAM_DOWN = ("current_weather", "weather_forecast")
 SIMULATOR_BEHAVIOURS = (
-    "[[echo]]", "[[think:2]]", "[[finish:length]]", "[[no_finish]]",
+    "[[echo]]", "[[think:2]]", "[[finish:length]]",
     '[[tool:calculator {"expression": "2**10 / 3"}]]',
     '[[tool:unit_convert {"value": 1, "from_unit": "mile", "to_unit": "km"}]]',
     '[[tool:json_query {"data": {"a": [1, 2]}, "expression": "a[1]"}]]',
     "[[bad_args:calculator]]", "[[tool:no_such_tool {}]]")
 # The provider failing: the answer is 502/503/504 with the envelope (API.md §4), or on the
 # stream an `error` event.
-PROVIDER_FAILURES = ("[[finish:sensitive]]", "[[http:500]]", "[[http:429]]", "[[http:401]]",
-                     "[[stream_error:1]]", "[[drop:1]]")
+PROVIDER_FAILURES = ("[[finish:sensitive]]", "[[no_finish]]", "[[http:500]]", "[[http:429]]",
+                     "[[http:401]]", "[[stream_error:1]]", "[[drop:1]]")
 UPSTREAM_STATUSES = (502, 503, 504)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(), lambda inner: st.lists(inner, max_size=4)
     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+# Strings a tool can work with, tried before arbitrary text.
+PLAUSIBLE = {
+    "expression": ["1+2*3", "sqrt(2)/3", "2**100", "1/0", "a[0]", "length(a)", "[?@ > `1`]"],
+    "from_unit": ["m", "mile", "degC", "kg", "kWh"], "to_unit": ["km", "ft", "degF", "lb", "J"],
+    "csv": ["a,b\n1,2\n3,x\n", "city;t\nA;1\nB;2\n"], "group_by": ["a", "city"],
+    "pattern": ["a+", "(\\d+)", "[", "(a*)*b"], "text": ["aaa 123", ""],
+    "query": ["flask", "天气"], "city": ["Paris", ""], "units": ["metric", "imperial"],
+}
 TYPED = {"string": st.text(), "integer": st.integers(), "boolean": st.booleans(),
          "number": st.integers() | st.floats(allow_nan=False, allow_infinity=False)}
+
+# Two cases in three, and True first: Hypothesis's simplest draw (booleans start at False).
+OFTEN = st.sampled_from([True, True, False])
 
 cases_run = defaultdict(Counter)  # operation -> status code -> cases
 
@@ -71,16 +83,28 @@ def openapi_document():
     return app.test_client().get("/api/openapi.json").json
 
 
-schema = schemathesis.openapi.from_dict(openapi_document(),
-                                        config=SchemathesisConfig.from_dict(CONFIG))
+DOCUMENT = openapi_document()
+# Valid and invalid requests (schemathesis's negative mode also drops the token, for 401s).
+schema = schemathesis.openapi.from_dict(DOCUMENT, config=SchemathesisConfig.from_dict(CONFIG))
+# Valid requests only, for the cases aimed at real rows.
+valid_requests = schemathesis.openapi.from_dict(DOCUMENT, config=SchemathesisConfig.from_dict(
+    {**CONFIG, "generation": {**CONFIG["generation"], "mode": "positive"}}))
 
 
 def arguments_for(tool):
-    """Objects with the tool's own argument names: well-typed values or any JSON."""
+    """Objects with the tool's own argument names, the required ones always there: mostly
+    well-typed values, sometimes any JSON."""
     properties = tool.parameters.get("properties", {})
-    return st.fixed_dictionaries({}, optional={
-        name: (TYPED.get(spec.get("type"), JSON_VALUES) | JSON_VALUES)
-        for name, spec in properties.items()})
+    required = set(tool.parameters.get("required", ()))
+
+    def value(name, spec):
+        plausible = st.sampled_from(PLAUSIBLE[name]) if name in PLAUSIBLE else st.nothing()
+        return plausible | TYPED.get(spec.get("type"), JSON_VALUES) | JSON_VALUES
+
+    return st.fixed_dictionaries(
+        {name: value(name, spec) for name, spec in properties.items() if name in required},
+        optional={name: value(name, spec) for name, spec in properties.items()
+                  if name not in required})
 
 
 TOOL_ARGUMENTS = {tool.name: arguments_for(tool) for tool in default_registry().tools.values()
@@ -128,19 +152,20 @@ class Fuzzer:
 
     def aim(self, case, draw):
         """Point a drawn share of cases at real rows and tools, and at simulator behaviours.
-        True when the provider was told to fail."""
+        True when the provider was told to fail, or the tool's upstream is down."""
         parameters = case.path_parameters or {}
         for name in ("conversation_id", "message_id"):
-            if name in parameters and draw(st.booleans(), label=f"real {name}"):
+            if name in parameters and draw(OFTEN, label=f"real {name}"):
                 parameters[name] = self.ids[name]
-        if "name" in parameters and draw(st.booleans(), label="a real tool"):
+        if "name" in parameters and draw(OFTEN, label="a real tool"):
             parameters["name"] = draw(st.sampled_from(OFFLINE_TOOLS), label="tool")
-            if case.operation.method.upper() == "POST" and draw(st.booleans(), label="args"):
+            if case.operation.method.upper() == "POST":
                 case.body = draw(TOOL_ARGUMENTS[parameters["name"]], label="arguments")
+                return parameters["name"] in UPSTREAM_DOWN
         if isinstance(case.body, dict) and "conversation_id" in case.body:
-            if draw(st.booleans(), label="real conversation"):
+            if draw(OFTEN, label="real conversation"):
                 case.body["conversation_id"] = self.ids["conversation_id"]
-            if isinstance(case.body.get("content"), str) and draw(st.booleans(), label="mark"):
+            if isinstance(case.body.get("content"), str) and draw(OFTEN, label="mark"):
                 marker = draw(st.sampled_from(SIMULATOR_BEHAVIOURS + PROVIDER_FAILURES),
                               label="marker")
                 case.body["content"] += marker
@@ -175,10 +200,10 @@ def test_every_operation_answers_as_documented(case, fuzzed_app, fuzzer):
     run(case, fuzzed_app, fuzzer)
 
 
-@schema.parametrize()
-@schema.given(data=st.data())
+@valid_requests.parametrize()
+@valid_requests.given(data=st.data())
 @SHARED_FIXTURES
 def test_every_operation_answers_as_documented_on_real_rows(case, data, fuzzed_app, fuzzer):
-    """Generated cases, a drawn share of them aimed at real rows, tools and simulator
+    """Generated valid requests, a drawn share of them aimed at real rows, tools and simulator
     behaviours (schemathesis runs no coverage phase with `given`)."""
     run(case, fuzzed_app, fuzzer, provider_fails=fuzzer.aim(case, data.draw))
