@@ -71,3 +71,25 @@ def test_an_id_with_nul_in_the_path_is_404(client, auth_headers, method, path):
     response = client.open(path, method=method, json={}, headers=auth_headers)
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
+
+
+@pytest.fixture
+def chat(make_app, glm_simulator):
+    return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
+                    GLM_READ_TIMEOUT=2.0).test_client()
+
+
+@pytest.mark.parametrize("url", ["/api/messages/", "/api/messages/stream"])
+def test_nul_in_what_the_model_and_its_tools_produce_is_stored_as_a_replacement_character(
+        chat, client, auth_headers, conversation_id, url):
+    # The model calls json_query with a NUL in its arguments, and the tool's result holds it.
+    marker = '[[tool:json_query {"data": {"k\\u0000": "v\\u0000"}, "expression": "*"}]]'
+    response = chat.post(url, json={"conversation_id": conversation_id, "content": marker},
+                         headers=auth_headers)
+    assert response.status_code in (200, 201)
+    response.get_data()  # the whole stream
+    listed = client.get(f"/api/messages/{conversation_id}", headers=auth_headers).json["data"]
+    call = listed["items"][1]["tool_calls"][0]
+    assert call["arguments"]["data"] == {"k\ufffd": "v\ufffd"}
+    assert call["result"] == {"result": ["v\ufffd"]}
+    assert listed["items"][1]["status"] == "completed"
