@@ -54,7 +54,9 @@ def service_env(database_url, simulator_port, profile_output):
             "GLM_BASE_URL": f"http://127.0.0.1:{simulator_port}/api/paas/v4",
             "FLASK_APP": "wsgi.py", "WEB_CONCURRENCY": "1", "WORKER_CONNECTIONS": "4000",
             # One upstream connection per concurrent answer: the pool must hold the 1,000.
-            "GLM_MAX_CONNECTIONS": "4000"}
+            "GLM_MAX_CONNECTIONS": "4000",
+            # The load client's users send far more than a person would.
+            "MAX_CONCURRENT_ANSWERS": "0", "MESSAGE_RATE_LIMIT": "off"}
 
 
 def log_errors(log_path, top=5):

@@ -13,6 +13,7 @@ from .config import Config, jwt_secret_kept_in
 from .glm import GLMClient
 from .extensions import EnvelopedApi, db, jwt, migrate
 from .models.text_search import register_sqlite_casefold
+from .services.answer_slots import answer_slots
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
 from .tools import default_registry
@@ -95,7 +96,9 @@ def register_extensions(app):
     app.extensions["chatapi.glm"] = GLMClient(app.config)
     app.extensions["chatapi.tools"] = default_registry()
     app.extensions["chatapi.rate_limiter"] = RateLimiter(
-        app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"])
+        app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"],
+        app.config["REDIS_TIMEOUT"])
+    app.extensions["chatapi.answer_slots"] = answer_slots(app.config)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
              expose_headers=["X-Request-ID", "Retry-After"])

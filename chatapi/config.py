@@ -3,6 +3,8 @@ import os
 import secrets
 from pathlib import Path
 
+from limits import parse
+
 DEFAULT_MODELS = ("glm-5", "glm-4.6", "glm-4.5", "glm-4.5-air")
 
 
@@ -26,6 +28,16 @@ def env_list(name, default=()):
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_rate_limit(name, default):
+    """A `limits` expression such as "30 per minute", or `off` for no limit; checked here so a
+    typo stops the service at start, not at the first request."""
+    value = env_str(name, default)
+    if value.lower() in ("off", "0", "none"):
+        return None
+    parse(value)
+    return value
 
 
 def sqlite_url_made_absolute(url):
@@ -80,6 +92,7 @@ class Config:
             "GLM_MAX_CONNECTIONS": env_int("GLM_MAX_CONNECTIONS", 2000),
             "WEB_SEARCH_TIMEOUT": env_float("WEB_SEARCH_TIMEOUT", 20.0),
             "REDIS_URL": redis_url,
+            "REDIS_TIMEOUT": env_float("REDIS_TIMEOUT", 1.0),
             "OPEN_METEO_BASE_URL": env_str("OPEN_METEO_BASE_URL", "https://api.open-meteo.com/v1"),
             "OPEN_METEO_GEOCODING_URL": env_str(
                 "OPEN_METEO_GEOCODING_URL", "https://geocoding-api.open-meteo.com/v1"),
@@ -101,7 +114,10 @@ class Config:
             "SANDBOX_OUTPUT_BYTES": env_int("SANDBOX_OUTPUT_BYTES", 1024 * 1024),
             "TOOL_RESULT_MAX_CHARS": env_int("TOOL_RESULT_MAX_CHARS", 20000),
             "SSE_PING_SECONDS": env_float("SSE_PING_SECONDS", 15.0),
-            "LOGIN_FAILURE_LIMIT": env_str("LOGIN_FAILURE_LIMIT", "10 per 5 minutes"),
+            "LOGIN_FAILURE_LIMIT": env_rate_limit("LOGIN_FAILURE_LIMIT", "10 per 5 minutes"),
+            "MESSAGE_RATE_LIMIT": env_rate_limit("MESSAGE_RATE_LIMIT", "30 per minute"),
+            "TOOL_RATE_LIMIT": env_rate_limit("TOOL_RATE_LIMIT", "60 per minute"),
+            "MAX_CONCURRENT_ANSWERS": env_int("MAX_CONCURRENT_ANSWERS", 3),
             "RATELIMIT_STORAGE_URI": redis_url or "memory://",
             "RATELIMIT_KEY_PREFIX": "chatapi",
             "LOG_LEVEL": env_str("LOG_LEVEL", "INFO"),

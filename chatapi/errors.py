@@ -2,6 +2,7 @@
 import logging
 
 from flask import jsonify
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -75,6 +76,33 @@ class UpstreamTimeout(ApiError):
     status = 504
 
 
+class DatabaseUnavailable(ApiError):
+    """The database did not answer, or no pooled connection came free in time: the client
+    may try again shortly."""
+
+    status = 503
+
+    def __init__(self):
+        super().__init__("database_unavailable", headers={"Retry-After": "5"})
+
+
+# SQLSTATE classes of a database that cannot serve right now, not of a faulty statement:
+# connection exception, insufficient resources (too many connections), and operator
+# intervention (shutting down, starting up).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def database_unreachable(error):
+    """True when a DBAPIError is a failure of the connection itself: the server is down,
+    restarting or unreachable, or the connection broke mid-query."""
+    if error.connection_invalidated:
+        return True
+    if not hasattr(error.orig, "sqlstate"):
+        return False  # not a PostgreSQL driver error (SQLite reports SQL errors this way too)
+    sqlstate = error.orig.sqlstate
+    return sqlstate is None or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+
+
 def error_response(status, text_key=None, details=None, data=None, headers=None):
     code = CODE_BY_STATUS.get(status) or ("internal_error" if status >= 500 else "bad_request")
     body = {
@@ -117,22 +145,29 @@ def handle_http_exception(error):
     return error_response(status, headers=headers)
 
 
-def handle_database_busy(error):
-    """Every pooled connection stayed taken for the pool's timeout: the worker is overloaded.
-    Say so (the client may retry) instead of failing with 500."""
-    log.warning("database pool exhausted: %s", type(error).__name__)
-    return error_response(503, "database_unavailable", headers={"Retry-After": "5"})
+def api_error_for(error):
+    """The ApiError a client is shown for any other exception (a stream's last event too):
+    503 when the database is out of reach or its pool stayed taken (the worker is overloaded),
+    else 500, logged with its stack."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, PoolTimeout):
+        log.warning("database pool exhausted: %s", type(error).__name__)
+        return DatabaseUnavailable()
+    if isinstance(error, DBAPIError) and database_unreachable(error):
+        log.warning("database unavailable: %s", type(error.orig).__name__)
+        return DatabaseUnavailable()
+    log.error("unhandled error: %s", type(error).__name__, exc_info=error)
+    return ApiError()
 
 
 def handle_unexpected(error):
-    log.exception("unhandled error: %s", type(error).__name__)
-    return error_response(500)
+    return handle_api_error(api_error_for(error))
 
 
 def register_error_handlers(app):
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(PoolTimeout, handle_database_busy)
     app.register_error_handler(Exception, handle_unexpected)
 
 

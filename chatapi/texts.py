@@ -33,6 +33,8 @@ TEXTS = {
     "username_taken": ("用户名已被占用", "Username is already taken"),
     "email_taken": ("邮箱已被占用", "Email is already taken"),
     "invalid_refresh_token": ("refresh_token 无效", "Invalid refresh_token"),
+    "too_many_answers": ("同时进行中的回答过多，请等待当前回答结束",
+                         "Too many answers in progress; wait for one to finish"),
     "database_unavailable": ("数据库不可用", "The database is unavailable"),
     "city_not_found": ("未找到该城市", "City not found"),
     "url_refused": ("该网址指向不允许访问的地址", "The URL points to an address that may not be fetched"),

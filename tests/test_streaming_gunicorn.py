@@ -24,6 +24,8 @@ def service(app, database_url, glm_simulator):
     env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
            "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
            "GLM_BASE_URL": glm_simulator.base_url, "DB_POOL_SIZE": "2",
+           # These tests load one worker with one user's answers.
+           "MAX_CONCURRENT_ANSWERS": "0", "MESSAGE_RATE_LIMIT": "off",
            "LOG_LEVEL": "WARNING"}
     with gunicorn(env, workers=1) as base:
         yield base

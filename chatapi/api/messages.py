@@ -18,7 +18,9 @@ blp = Blueprint("messages", __name__, url_prefix="/api/messages",
 def begin_exchange(body):
     return chat.begin(current_user.id, body["conversation_id"], body["content"],
                       body["tools_enabled"], config=current_app.config,
-                      registry=current_app.extensions["chatapi.tools"])
+                      registry=current_app.extensions["chatapi.tools"],
+                      limiter=current_app.extensions["chatapi.rate_limiter"],
+                      slots=current_app.extensions["chatapi.answer_slots"])
 
 
 def exchange_runner(exchange):

@@ -7,7 +7,7 @@ import threading
 
 from gevent import GreenletExit
 
-from ..errors import CODE_BY_STATUS, ApiError
+from ..errors import CODE_BY_STATUS, ApiError, api_error_for
 from ..schemas.messages import MessageSchema
 from ..services.chat import as_api_error
 from ..texts import say
@@ -33,8 +33,12 @@ message_schema = MessageSchema()
 _END = object()
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def event(kind, data):
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    return f"event: {kind}\ndata: {to_json(data)}\n\n"
 
 
 def read_into(events, run_exchange):
@@ -50,7 +54,7 @@ def relay(exchange, run_exchange, finish_exchange, ping_seconds):
     events = queue.Queue()
     reader = threading.Thread(target=read_into, args=(events, run_exchange), daemon=True)
     reader.start()
-    stored = None
+    ended = False
     try:
         yield event("start", {"user_message": message_schema.dump(exchange.user_message),
                               "assistant_message_id": exchange.assistant_message_id})
@@ -65,24 +69,37 @@ def relay(exchange, run_exchange, finish_exchange, ping_seconds):
                 arrived.append(events.get_nowait())
             relayed = [event(*item) for item in arrived if isinstance(item, tuple)]
             last = arrived[-1]
-            if last is _END:
-                stored = finish_exchange(exchange)
-                relayed.append(event("done", {"assistant_message": message_schema.dump(stored)}))
-            elif isinstance(last, ApiError):
-                exchange.fail(last)
-                stored = finish_exchange(exchange)
-                relayed.append(event("error", {"code": CODE_BY_STATUS[last.status],
-                                               "message": say(last.text_key),
-                                               "assistant_message": message_schema.dump(stored)}))
+            if last is _END or isinstance(last, ApiError):
+                ended = True
+                relayed.append(last_event(exchange, last, finish_exchange))
             yield "".join(relayed)
-            if stored is not None:
+            if ended:
                 return
     except (GeneratorExit, GreenletExit):
         # The client went away (GeneratorExit), or the worker is shutting down and its graceful
         # time is over (gunicorn kills the handler with GreenletExit, then exits ~1 s later):
         # either way, keep what the model said.
-        if stored is None:
+        if not ended:
             exchange.cancel()
             reader.join(timeout=0.5)
-            finish_exchange(exchange)
+            try:
+                finish_exchange(exchange)
+            except Exception as error:  # nobody is listening: only log why it was not stored
+                api_error_for(error)
         raise
+
+
+def last_event(exchange, outcome, finish_exchange):
+    """`done` with the answer as stored, or `error`: the provider's failure with the partial
+    answer stored, or — when the answer could not be stored (the database is gone) — that
+    failure, without an assistant message."""
+    if isinstance(outcome, ApiError):
+        exchange.fail(outcome)
+    try:
+        stored = message_schema.dump(finish_exchange(exchange))
+    except Exception as error:  # the stream is under way: its end must still be an event
+        outcome, stored = api_error_for(error), None
+    if outcome is _END:
+        return event("done", {"assistant_message": stored})
+    return event("error", {"code": CODE_BY_STATUS[outcome.status],
+                           "message": say(outcome.text_key), "assistant_message": stored})

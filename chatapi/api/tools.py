@@ -1,4 +1,5 @@
 from flask import current_app
+from flask_jwt_extended import current_user
 
 from ..schemas.envelope import envelope
 from ..schemas.tools import (ToolArgumentsSchema, ToolListQuerySchema, ToolListSchema,
@@ -42,4 +43,7 @@ def get_tool(name):
 @blp.arguments(ToolArgumentsSchema)
 @blp.response(200, envelope(ToolRunSchema))
 def execute_tool(arguments, name):
+    limit = current_app.config["TOOL_RATE_LIMIT"]
+    if limit:
+        current_app.extensions["chatapi.rate_limiter"].take(limit, "tools", current_user.id)
     return {"data": registry().execute(name, arguments, tool_context())}

@@ -16,7 +16,7 @@ from ..models.conversation import DEFAULT_TITLE
 from ..models.message import new_message_id
 from ..models.timestamps import utcnow
 from ..texts import say
-from . import conversations, history, messages
+from . import answer_slots, conversations, history, messages
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,10 @@ class Exchange:
     wire: list
     tools: list | None
     user_message: Message
-    assistant_message_id: str = field(default_factory=new_message_id)
+    assistant_message_id: str
+    user_id: int
+    slots: object = None
+    slot_renewed_at: float = field(default_factory=time.monotonic)
     started_at: object = None
     text: list = field(default_factory=list)
     reasoning: list = field(default_factory=list)
@@ -61,6 +64,17 @@ class Exchange:
             if self.stream is not None:
                 self.stream.close()
 
+    def keep_slot(self):
+        if self.slots is not None and time.monotonic() - self.slot_renewed_at > \
+                answer_slots.RENEW_AFTER_SECONDS:
+            self.slots.renew(self.user_id, self.assistant_message_id)
+            self.slot_renewed_at = time.monotonic()
+
+    def release_slot(self):
+        if self.slots is not None:
+            self.slots.release(self.user_id, self.assistant_message_id)
+            self.slots = None
+
     def fail(self, error):
         if not self.cancelled:
             self.status = "error"
@@ -74,8 +88,30 @@ def title_from(content):
     return line[:TITLE_CHARS] or DEFAULT_TITLE
 
 
-def begin(user_id, conversation_id, content, tools_enabled, *, config, registry):
+def begin(user_id, conversation_id, content, tools_enabled, *, config, registry, limiter,
+          slots):
+    """Check the user's limits, store the user's message and prepare the answer. Refused
+    (429) before anything is stored."""
     conversation = conversations.get_owned(user_id, conversation_id)
+    if config["MESSAGE_RATE_LIMIT"]:
+        limiter.take(config["MESSAGE_RATE_LIMIT"], "messages", user_id)
+    answer_id = new_message_id()
+    if not config["MAX_CONCURRENT_ANSWERS"]:
+        slots = None
+    if slots is not None:
+        slots.acquire(user_id, answer_id, config["MAX_CONCURRENT_ANSWERS"])
+    try:
+        return open_exchange(conversation, content, tools_enabled, answer_id, user_id, slots,
+                             config=config, registry=registry)
+    except BaseException:
+        if slots is not None:
+            slots.release(user_id, answer_id)
+        raise
+
+
+def open_exchange(conversation, content, tools_enabled, answer_id, user_id, slots, *, config,
+                  registry):
+    """Store the user's message and load everything the answer needs."""
     earlier = messages.replayable_history(conversation.id)
     user_message = Message(conversation_id=conversation.id, role="user", content=content,
                            status="completed", tool_calls=[])
@@ -94,8 +130,8 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry)
         temperature=conversation.temperature, max_tokens=conversation.max_tokens,
         thinking=conversation.thinking_enabled, wire=wire,
         tools=registry.functions if tools_enabled else None,
-        user_message=user_message,
-        started_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)))
+        user_message=user_message, assistant_message_id=answer_id, user_id=user_id,
+        slots=slots, started_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)))
     db.session.expunge(user_message)
     # Release the connection before the model is asked: a stream may last minutes.
     db.session.close()
@@ -124,6 +160,7 @@ def run(exchange, glm, registry, tool_context, max_rounds):
                 stream.close()
                 return
         for event in until_cancelled(exchange, stream):
+            exchange.keep_slot()
             if isinstance(event, TextDelta):
                 exchange.text.append(event.text)
                 round_text.append(event.text)
@@ -235,6 +272,7 @@ def run_tool(registry, tool_context, call, arguments):
 def finish(exchange):
     """Write the answer once, in one short transaction; the conversation follows."""
     LIVE.discard(exchange)
+    exchange.release_slot()
     message = Message(
         id=exchange.assistant_message_id, conversation_id=exchange.conversation_id,
         role="assistant", content="".join(exchange.text),

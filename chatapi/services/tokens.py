@@ -27,10 +27,12 @@ class DatabaseRevocations:
 
 
 class RedisRevocations:
-    """Keys expire with the token, so nothing needs pruning. Unreachable Redis fails closed."""
+    """Keys expire with the token, so nothing needs pruning. Unreachable Redis fails closed,
+    within `timeout` seconds (to connect, and for each reply)."""
 
-    def __init__(self, url, prefix="chatapi:revoked:"):
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, url, timeout, prefix="chatapi:revoked:"):
+        self.redis = redis.Redis.from_url(url, socket_timeout=timeout,
+                                          socket_connect_timeout=timeout)
         self.prefix = prefix
 
     def revoke(self, jti, expires_at):
@@ -49,7 +51,7 @@ class RedisRevocations:
 
 def revocation_store(config):
     if config.get("REDIS_URL"):
-        return RedisRevocations(config["REDIS_URL"])
+        return RedisRevocations(config["REDIS_URL"], config["REDIS_TIMEOUT"])
     return DatabaseRevocations()
 
 

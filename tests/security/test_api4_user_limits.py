@@ -1,0 +1,81 @@
+"""OWASP API4 (unrestricted resource consumption): the per-user limits on sending messages,
+executing tools and answers in progress. Each refusal is a 429 envelope with Retry-After, and
+nothing is stored for a refused message."""
+import pytest
+
+from ..test_chat import send, stored
+
+CALCULATE = "/api/tools/calculator/execute"
+
+
+@pytest.fixture
+def limited(make_app, glm_simulator):
+    glm_simulator.reset()
+
+    def make(**limits):
+        return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
+                        **limits)
+    return make
+
+
+def new_conversation(client, headers):
+    return client.post("/api/conversations/", json={}, headers=headers).json["data"]["id"]
+
+
+def assert_refused(response):
+    assert response.status_code == 429, response.json
+    assert response.json["success"] is False
+    assert response.json["error"]["code"] == "rate_limited"
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def open_stream(client, headers, conversation_id, content="[[chunks:2]]"):
+    return client.post("/api/messages/stream", headers=headers,
+                       json={"conversation_id": conversation_id, "content": content})
+
+
+def test_messages_past_the_rate_limit_are_refused_and_not_stored(limited, auth_headers,
+                                                                 other_headers):
+    client = limited(MESSAGE_RATE_LIMIT="3 per minute").test_client()
+    conversation_id = new_conversation(client, auth_headers)
+    assert send(client, auth_headers, conversation_id, "one").status_code == 201
+    assert send(client, auth_headers, conversation_id, "two").status_code == 201
+    assert open_stream(client, auth_headers, conversation_id).get_data(as_text=True)
+
+    assert_refused(send(client, auth_headers, conversation_id, "four"))
+    assert_refused(open_stream(client, auth_headers, conversation_id, "five"))
+    assert [m.content for m in stored(conversation_id) if m.role == "user"] == [
+        "one", "two", "[[chunks:2]]"]
+    listed = client.get(f"/api/conversations/{conversation_id}", headers=auth_headers)
+    assert listed.json["data"]["message_count"] == 6
+
+    # The limit is the user's, not the service's.
+    theirs = new_conversation(client, other_headers)
+    assert send(client, other_headers, theirs, "mine").status_code == 201
+
+
+def test_a_conversation_of_another_user_is_404_before_any_limit(
+        limited, auth_headers, other_headers):
+    client = limited(MESSAGE_RATE_LIMIT="1 per minute").test_client()
+    theirs = new_conversation(client, other_headers)
+    for _ in range(3):
+        assert send(client, auth_headers, theirs, "hi").status_code == 404
+    mine = new_conversation(client, auth_headers)
+    assert send(client, auth_headers, mine, "hi").status_code == 201
+
+
+def test_tool_executions_past_the_rate_limit_are_refused(limited, auth_headers, other_headers):
+    client = limited(TOOL_RATE_LIMIT="2 per minute").test_client()
+    for _ in range(2):
+        ran = client.post(CALCULATE, json={"expression": "6*7"}, headers=auth_headers)
+        assert ran.status_code == 200 and ran.json["data"]["result"]["result"] == 42
+    assert_refused(client.post(CALCULATE, json={"expression": "6*7"}, headers=auth_headers))
+    assert client.post(CALCULATE, json={"expression": "1+1"},
+                       headers=other_headers).status_code == 200
+
+
+def test_a_failed_answer_gives_its_slot_back(limited, auth_headers):
+    client = limited(MAX_CONCURRENT_ANSWERS=1).test_client()
+    conversation_id = new_conversation(client, auth_headers)
+    assert send(client, auth_headers, conversation_id, "[[http:500]]").status_code == 502
+    assert send(client, auth_headers, conversation_id, "again").status_code == 201
