@@ -40,9 +40,9 @@ def test_every_error_status_of_every_operation_is_the_error_envelope(spec):
     ("GET /api/conversations/", {"401", "422"}),
     ("PUT /api/conversations/{conversation_id}", {"400", "401", "404", "413", "422"}),
     ("DELETE /api/messages/{message_id}", {"401", "404"}),
-    ("POST /api/messages/", {"400", "401", "404", "413", "422", "502", "503", "504"}),
-    ("POST /api/messages/stream", {"400", "401", "404", "413", "422"}),
-    ("POST /api/tools/{name}/execute", {"400", "401", "404", "413", "422", "502", "504"}),
+    ("POST /api/messages/", {"400", "401", "404", "413", "422", "429", "502", "503", "504"}),
+    ("POST /api/messages/stream", {"400", "401", "404", "413", "422", "429"}),
+    ("POST /api/tools/{name}/execute", {"400", "401", "404", "413", "422", "429", "502", "504"}),
 ])
 def test_operations_document_the_errors_they_answer(spec, label, statuses):
     documented = dict(operations(spec))[label]["responses"]

@@ -42,7 +42,7 @@ def list_messages(query, conversation_id):
 
 @blp.route("/", methods=["POST"])
 @login_required
-@blp.errors(404, 502, 504)
+@blp.errors(404, 429, 502, 504)
 @blp.arguments(SendMessageSchema)
 @blp.response(201, envelope(ExchangeSchema))
 def send_message(body):
@@ -59,7 +59,7 @@ def send_message(body):
 
 @blp.route("/stream", methods=["POST"])
 @login_required
-@blp.errors(404)
+@blp.errors(404, 429)
 @blp.arguments(SendMessageSchema)
 @blp.doc(responses={200: {"description": "Server-Sent Events: start, thinking, text, "
                                          "tool_call, tool_result, then done or error",
