@@ -3,8 +3,9 @@ operation, bounded and seeded examples; no 5xx, and every answer as documented (
 content type, body schema).
 
 Generated path ids almost never name a row, so a drawn share of cases uses real ones instead
-(the fuzzing user's conversation and message, the tools that run offline), and message content
-may carry a GLM simulator marker, so answers, tool calls and provider failures are fuzzed too.
+(the fuzzing user's conversation and message, the tools that stay on loopback), and message
+content may carry a GLM simulator marker, so answers, tool calls and provider failures are
+fuzzed too.
 Not fuzzed: the tools that would reach the network (fetch_webpage, extract_links: generated
 URLs may be public hosts; only loopback traffic is allowed in tests) and run_python (each
 example would start a sandboxed interpreter, seconds per case); they have tests of their own.
@@ -38,8 +39,8 @@ CONFIG = {
     "generation": {"max-examples": EXAMPLES_PER_OPERATION, "deterministic": True,
                    "database": "none"},
 }
-OFFLINE_TOOLS = ("calculator", "unit_convert", "json_query", "csv_analyze", "regex_test",
-                 "web_search", "current_weather", "weather_forecast")
+LOOPBACK_TOOLS = ("calculator", "unit_convert", "json_query", "csv_analyze", "regex_test",
+                  "web_search", "current_weather", "weather_forecast")
 # Nothing listens on the discard port: weather tools fail fast (502), on loopback.
 NOWHERE = "http://127.0.0.1:9"
 UPSTREAM_DOWN = ("current_weather", "weather_forecast")
@@ -108,7 +109,7 @@ def arguments_for(tool):
 
 
 TOOL_ARGUMENTS = {tool.name: arguments_for(tool) for tool in default_registry().tools.values()
-                  if tool.name in OFFLINE_TOOLS}
+                  if tool.name in LOOPBACK_TOOLS}
 
 
 @pytest.fixture
@@ -158,7 +159,7 @@ class Fuzzer:
             if name in parameters and draw(OFTEN, label=f"real {name}"):
                 parameters[name] = self.ids[name]
         if "name" in parameters and draw(OFTEN, label="a real tool"):
-            parameters["name"] = draw(st.sampled_from(OFFLINE_TOOLS), label="tool")
+            parameters["name"] = draw(st.sampled_from(LOOPBACK_TOOLS), label="tool")
             if case.operation.method.upper() == "POST":
                 case.body = draw(TOOL_ARGUMENTS[parameters["name"]], label="arguments")
                 return parameters["name"] in UPSTREAM_DOWN
