@@ -24,6 +24,9 @@ class EnvelopedApi(Api):
     """flask-smorest without its own error format: errors.py renders every error."""
 
     ERROR_SCHEMA = ErrorEnvelopeSchema
+    # No catch-all `default` response: each operation lists the error statuses it can answer
+    # (chatapi.api.blueprint.Blueprint).
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _register_error_handlers(self):
         pass

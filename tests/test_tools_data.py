@@ -133,6 +133,12 @@ def test_calculator_refuses_huge_results_before_computing_them(run, expression):
     assert refusal(response, "expression")
 
 
+def test_calculator_refuses_a_lone_surrogate_as_an_invalid_character(client, auth_headers):
+    response = client.post("/api/tools/calculator/execute", data='{"expression": "1+\\ud800"}',
+                           content_type="application/json", headers=auth_headers)
+    assert "invalid character at column 3" in refusal(response, "expression")
+
+
 def test_calculator_expression_is_required_and_bounded(run):
     assert refusal(run("calculator", {}), "expression")
     assert refusal(run("calculator", {"expression": "1+" * 500 + "1"}), "expression")
@@ -170,6 +176,12 @@ def test_unit_convert_refuses_incompatible_units_naming_to_unit(run):
     assert "[length]" in refusal(convert(run, 1, "meter", "second"), "to_unit")
 
 
+def test_unit_convert_names_incompatible_units_with_powers(run):
+    assert refusal(convert(run, 1, "m**3", "byte"), "to_unit") == (
+        "cannot convert meter ** 3 ([length] ** 3) to byte (dimensionless)")
+    assert "[mass] * [time] ** -2" in refusal(convert(run, 1, "eV", "m/s"), "to_unit")
+
+
 @pytest.mark.parametrize("from_unit, to_unit, field", [
     ("furlongz", "m", "from_unit"),
     ("m", "blorps", "to_unit"),
@@ -187,6 +199,14 @@ def test_unit_convert_refuses_unknown_or_malformed_units_naming_the_field(
 
 def test_unit_convert_refuses_results_out_of_range(run):
     assert "out of range" in refusal(convert(run, 1e308, "km", "mm"), "value")
+
+
+def test_unit_convert_refuses_an_integer_beyond_a_double_as_out_of_range(run):
+    assert "out of range" in refusal(convert(run, 10 ** 400, "m", "km"), "value")
+
+
+def test_unit_convert_converts_an_integer_beyond_a_double_that_shrinks_into_range(run):
+    assert result_of(convert(run, 10 ** 310, "mm", "km"))["result"] == 1e304
 
 
 def test_unit_convert_requires_a_number(run):

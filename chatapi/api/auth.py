@@ -14,6 +14,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts 
 
 @blp.route("/register", methods=["POST"])
 @public
+@blp.errors(409, 429)
 @blp.arguments(RegisterSchema)
 @blp.response(201, envelope(UserRefSchema))
 def register(body):
@@ -25,6 +26,7 @@ def register(body):
 
 @blp.route("/login", methods=["POST"])
 @public
+@blp.errors(401, 403, 429)
 @blp.arguments(LoginSchema)
 @blp.response(200, envelope(LoginResultSchema))
 def login(body):

@@ -1,10 +1,36 @@
-"""flask-smorest's Blueprint with a stricter JSON body: any body that is present must be a
-JSON object (else 400), whatever Content-Type the client sent, and at most
-MAX_CONTENT_LENGTH bytes (else 413), whether or not it declared its length."""
+"""flask-smorest's Blueprint with a stricter JSON body (any body that is present must be a
+JSON object of standard JSON, else 400, whatever Content-Type the client sent, and at most
+MAX_CONTENT_LENGTH bytes, else 413, whether or not it declared its length), and with every
+error status an operation can answer documented in its OpenAPI responses."""
+import json
+import math
+from http import HTTPStatus
+
 import flask_smorest
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
+
+# Any operation: an unexpected failure (500), or the database unreachable or its pool
+# exhausted (503).
+EVERY_OPERATION_ERRORS = (500, 503)
+# A bearer token missing, malformed, expired or revoked, or its account deactivated.
+BEARER_ERRORS = (401,)
+# A body that is not a JSON object (400), over MAX_CONTENT_LENGTH (413), or failing its schema.
+BODY_ERRORS = (400, 413, 422)
+QUERY_ERRORS = (422,)
+
+
+def refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def finite_float(text):
+    """1e400 would be read as infinity, which no JSON answer can carry back."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a double")
+    return value
 
 
 class JsonObjectParser(FlaskParser):
@@ -14,7 +40,14 @@ class JsonObjectParser(FlaskParser):
             raise RequestEntityTooLarge()
         if not raw.strip():
             return core.missing
-        body = core.parse_json(raw)
+        try:
+            # Python's json takes NaN and Infinity, and reads 1e400 as infinity (they would
+            # come back in a response no client can parse); integers over 4,300 digits and
+            # very deep nesting raise ValueError and RecursionError.
+            body = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant,
+                              parse_float=finite_float)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            abort(400, messages={"json": ["Invalid JSON body."]})
         if not isinstance(body, dict):
             abort(400, messages={"json": ["The body must be a JSON object."]})
         return body
@@ -28,5 +61,41 @@ def past_the_cap(req, raw):
             and bool(req.environ["wsgi.input"].read(1)))
 
 
+def error_statuses(doc, doc_info):
+    """What an operation's auth and arguments imply it may fail with, plus what its view
+    declared with `Blueprint.errors`. (`doc` is the operation documented so far: its request
+    body and parameters are there.)"""
+    statuses = set(EVERY_OPERATION_ERRORS) | set(doc_info.get("errors", ()))
+    if doc_info.get("manual_doc", {}).get("security"):
+        statuses.update(BEARER_ERRORS)
+    if "requestBody" in doc:
+        statuses.update(BODY_ERRORS)
+    if doc.get("parameters"):
+        statuses.update(QUERY_ERRORS)
+    return statuses
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonObjectParser()
+
+    @staticmethod
+    def errors(*statuses):
+        """Error statuses a view answers beyond those its auth and arguments imply (404 for an
+        absent resource, 409, 429, the upstream ones...); each is documented with the error
+        envelope."""
+        def decorator(view):
+            view._apidoc = {**getattr(view, "_apidoc", {}),
+                            "errors": (*getattr(view, "_apidoc", {}).get("errors", ()),
+                                       *statuses)}
+            return view
+        return decorator
+
+    @staticmethod
+    def _prepare_response_doc(doc, doc_info, *, api, spec, **kwargs):
+        responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+        for status in sorted(error_statuses(doc, doc_info)):
+            # A reference to the response flask-smorest registers per status: the error
+            # envelope (chatapi.schemas.envelope.ErrorEnvelopeSchema).
+            responses.setdefault(status, [HTTPStatus(status).name])
+        return flask_smorest.Blueprint._prepare_response_doc(
+            doc, doc_info, api=api, spec=spec, **kwargs)

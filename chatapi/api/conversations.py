@@ -32,6 +32,7 @@ def create_conversation(fields):
 
 @blp.route("/<conversation_id>", methods=["GET"])
 @login_required
+@blp.errors(404)
 @blp.response(200, envelope(ConversationSchema))
 def get_conversation(conversation_id):
     return {"data": conversations.get_owned(current_user.id, conversation_id)}
@@ -39,6 +40,7 @@ def get_conversation(conversation_id):
 
 @blp.route("/<conversation_id>", methods=["PUT"])
 @login_required
+@blp.errors(404)
 @blp.arguments(ConversationUpdateSchema(partial=True))
 @blp.response(200, envelope(ConversationSchema))
 def update_conversation(fields, conversation_id):
@@ -49,6 +51,7 @@ def update_conversation(fields, conversation_id):
 
 @blp.route("/<conversation_id>", methods=["DELETE"])
 @login_required
+@blp.errors(404)
 @blp.response(200, envelope())
 def delete_conversation(conversation_id):
     conversations.delete(conversations.get_owned(current_user.id, conversation_id))

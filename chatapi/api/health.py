@@ -3,7 +3,7 @@ from .blueprint import Blueprint
 from marshmallow import fields
 
 from ..errors import UpstreamUnavailable
-from ..schemas.base import BaseSchema
+from ..schemas.base import OutputSchema
 from ..schemas.envelope import envelope
 from ..services import health
 from .security import public
@@ -11,7 +11,7 @@ from .security import public
 blp = Blueprint("health", __name__, url_prefix="/api", description="Operations")
 
 
-class HealthSchema(BaseSchema):
+class HealthSchema(OutputSchema):
     status = fields.String()
     database = fields.String()
     version = fields.String()

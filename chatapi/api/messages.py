@@ -33,6 +33,7 @@ def exchange_runner(exchange):
 
 @blp.route("/<conversation_id>", methods=["GET"])
 @login_required
+@blp.errors(404)
 @blp.arguments(MessageListQuerySchema, location="query")
 @blp.response(200, envelope(MessagePageSchema))
 def list_messages(query, conversation_id):
@@ -41,6 +42,7 @@ def list_messages(query, conversation_id):
 
 @blp.route("/", methods=["POST"])
 @login_required
+@blp.errors(404, 429, 502, 504)
 @blp.arguments(SendMessageSchema)
 @blp.response(201, envelope(ExchangeSchema))
 def send_message(body):
@@ -57,10 +59,11 @@ def send_message(body):
 
 @blp.route("/stream", methods=["POST"])
 @login_required
+@blp.errors(404, 429)
 @blp.arguments(SendMessageSchema)
 @blp.doc(responses={200: {"description": "Server-Sent Events: start, thinking, text, "
                                          "tool_call, tool_result, then done or error",
-                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                          "content": {"text/event-stream": {"schema": sse.EVENT_SCHEMA}}}})
 def stream_message(body):
     exchange = begin_exchange(body)
     events = sse.relay(exchange, exchange_runner(exchange), chat.finish,
@@ -71,6 +74,7 @@ def stream_message(body):
 
 @blp.route("/<message_id>", methods=["DELETE"])
 @login_required
+@blp.errors(404)
 @blp.response(200, envelope())
 def delete_message(message_id):
     messages.delete(messages.get_owned(current_user.id, message_id))

@@ -13,6 +13,21 @@ from ..services.chat import as_api_error
 from ..texts import say
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+EVENTS = ("start", "thinking", "text", "tool_call", "tool_result", "done", "error")
+# One event of the stream, for the OpenAPI document (Open API 3.0 has `schema` of
+# text/event-stream describe each event; `: ping` comments are not events).
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": list(EVENTS)},
+        "data": {"type": "string", "description": (
+            "one line of JSON: start {user_message, assistant_message_id}; thinking and text "
+            "{delta}; tool_call {id, name, arguments}; tool_result {id, name, result, status, "
+            "duration_ms}; done {assistant_message}; error {code, message, "
+            "assistant_message}")},
+    },
+}
 PING = ": ping\n\n"
 message_schema = MessageSchema()
 _END = object()

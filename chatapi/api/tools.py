@@ -31,6 +31,7 @@ def list_tools(query):
 
 @blp.route("/<name>", methods=["GET"])
 @login_required
+@blp.errors(404)
 @blp.response(200, envelope(ToolSchema))
 def get_tool(name):
     return {"data": registry().get(name).describe()}
@@ -38,6 +39,7 @@ def get_tool(name):
 
 @blp.route("/<name>/execute", methods=["POST"])
 @login_required
+@blp.errors(404, 429, 502, 504)
 @blp.arguments(ToolArgumentsSchema)
 @blp.response(200, envelope(ToolRunSchema))
 def execute_tool(arguments, name):

@@ -1,3 +1,4 @@
+import re
 import secrets
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
@@ -12,6 +13,11 @@ DEFAULT_TITLE = "新会话"
 def new_conversation_id():
     """`conv_` + 22 URL-safe characters (128 random bits): not guessable, not sequential."""
     return "conv_" + secrets.token_urlsafe(16)
+
+
+# What an id can look like (the column holds 40 characters); anything else names no
+# conversation and is never sent to the database, which may refuse it (NUL in PostgreSQL).
+ID_FORMAT = re.compile(r"conv_[A-Za-z0-9_-]{1,35}")
 
 
 class Conversation(db.Model):

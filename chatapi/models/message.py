@@ -1,8 +1,9 @@
+import re
 import secrets
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db
 from .timestamps import UTCDateTime, utcnow
@@ -10,8 +11,24 @@ from .timestamps import UTCDateTime, utcnow
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
+def without_nul(value):
+    """`value` (text, or a JSON document) with each NUL replaced by U+FFFD: PostgreSQL holds
+    NUL neither in text nor in jsonb, and what the model or a tool produces may have one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    return value
+
+
 def new_message_id():
     return "msg_" + secrets.token_urlsafe(16)
+
+
+# What an id can look like (the column holds 40 characters); anything else names no message.
+ID_FORMAT = re.compile(r"msg_[A-Za-z0-9_-]{1,36}")
 
 
 class Message(db.Model):
@@ -35,6 +52,10 @@ class Message(db.Model):
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     conversation = relationship("Conversation", back_populates="messages")
+
+    @validates("content", "reasoning_content", "error", "tool_calls")
+    def storable(self, _key, value):
+        return without_nul(value)
 
     def __repr__(self):
         return f"<Message {self.id} {self.role} in {self.conversation_id}>"

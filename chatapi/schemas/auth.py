@@ -1,7 +1,8 @@
 from marshmallow import fields, validate
 
+from ..models.user import ROLES
 from ..texts import TEXTS
-from .base import BaseSchema, Timestamp
+from .base import BaseSchema, OutputSchema, Timestamp
 
 USERNAME_PATTERN = r"^[\w.\-]{3,32}$"
 
@@ -23,13 +24,13 @@ class LogoutSchema(BaseSchema):
     refresh_token = fields.String(validate=validate.Length(1, 4096))
 
 
-class UserRefSchema(BaseSchema):
+class UserRefSchema(OutputSchema):
     id = fields.Integer()
     username = fields.String()
 
 
 class UserBriefSchema(UserRefSchema):
-    role = fields.String()
+    role = fields.String(metadata={"enum": list(ROLES)})
 
 
 class UserSchema(UserBriefSchema):
@@ -38,7 +39,7 @@ class UserSchema(UserBriefSchema):
     created_at = Timestamp()
 
 
-class AccessTokenSchema(BaseSchema):
+class AccessTokenSchema(OutputSchema):
     access_token = fields.String()
     token_type = fields.String()
     expires_in = fields.Integer()

@@ -2,7 +2,7 @@ from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
 from ..models.conversation import DEFAULT_TITLE
-from .base import BaseSchema, Timestamp
+from .base import BaseSchema, OutputSchema, Timestamp
 
 
 def configured_models():
@@ -32,7 +32,7 @@ class ConversationUpdateSchema(ConversationInputSchema):
     """Loaded with partial=True: only the fields a client sends change, defaults don't apply."""
 
 
-class ConversationSchema(BaseSchema):
+class ConversationSchema(OutputSchema):
     id = fields.String()
     user_id = fields.Integer()
     project_id = fields.String(allow_none=True)
@@ -55,7 +55,7 @@ class ConversationListQuerySchema(BaseSchema):
     page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 
-class ConversationPageSchema(BaseSchema):
+class ConversationPageSchema(OutputSchema):
     items = fields.List(fields.Nested(ConversationSchema))
     total = fields.Integer()
     page = fields.Integer()

@@ -1,7 +1,7 @@
 from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
-from .base import BaseSchema, Timestamp
+from .base import BaseSchema, OutputSchema, Timestamp
 
 
 class SendMessageSchema(BaseSchema):
@@ -24,29 +24,29 @@ class MessageListQuerySchema(BaseSchema):
                            metadata={"description": "a message id: page further back"})
 
 
-class ToolCallRecordSchema(BaseSchema):
+class ToolCallRecordSchema(OutputSchema):
     id = fields.String()
     name = fields.String()
     arguments = fields.Raw()
     result = fields.Raw(allow_none=True)
-    status = fields.String()
+    status = fields.String(metadata={"enum": ["ok", "error"]})
     duration_ms = fields.Float()
 
 
-class UsageSchema(BaseSchema):
+class UsageSchema(OutputSchema):
     prompt_tokens = fields.Integer()
     completion_tokens = fields.Integer()
     total_tokens = fields.Integer()
 
 
-class MessageSchema(BaseSchema):
+class MessageSchema(OutputSchema):
     id = fields.String()
     conversation_id = fields.String()
-    role = fields.String()
+    role = fields.String(metadata={"enum": ["user", "assistant"]})
     content = fields.String()
     reasoning_content = fields.String(allow_none=True)
     tool_calls = fields.List(fields.Nested(ToolCallRecordSchema))
-    status = fields.String()
+    status = fields.String(metadata={"enum": ["completed", "incomplete", "error"]})
     error = fields.String(allow_none=True)
     model = fields.String(allow_none=True)
     finish_reason = fields.String(allow_none=True)
@@ -54,12 +54,12 @@ class MessageSchema(BaseSchema):
     created_at = Timestamp()
 
 
-class MessagePageSchema(BaseSchema):
+class MessagePageSchema(OutputSchema):
     items = fields.List(fields.Nested(MessageSchema))
     total = fields.Integer()
     has_more = fields.Boolean()
 
 
-class ExchangeSchema(BaseSchema):
+class ExchangeSchema(OutputSchema):
     user_message = fields.Nested(MessageSchema)
     assistant_message = fields.Nested(MessageSchema)

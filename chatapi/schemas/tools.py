@@ -1,28 +1,28 @@
 from marshmallow import INCLUDE, fields, validate
 
 from ..tools import CATEGORIES
-from .base import BaseSchema
+from .base import BaseSchema, OutputSchema
 
 
 class ToolListQuerySchema(BaseSchema):
     category = fields.String(validate=validate.OneOf(CATEGORIES))
 
 
-class ToolSchema(BaseSchema):
+class ToolSchema(OutputSchema):
     name = fields.String()
     category = fields.String()
     description = fields.String()
     parameters = fields.Dict(metadata={"description": "JSON Schema of the arguments"})
 
 
-class CategorizedToolsSchema(BaseSchema):
+class CategorizedToolsSchema(OutputSchema):
     crawler = fields.List(fields.Nested(ToolSchema))
     code = fields.List(fields.Nested(ToolSchema))
     data = fields.List(fields.Nested(ToolSchema))
     weather = fields.List(fields.Nested(ToolSchema))
 
 
-class ToolListSchema(BaseSchema):
+class ToolListSchema(OutputSchema):
     tools = fields.List(fields.Nested(ToolSchema))
     categorized = fields.Nested(CategorizedToolsSchema)
     total = fields.Integer()
@@ -35,7 +35,7 @@ class ToolArgumentsSchema(BaseSchema):
         unknown = INCLUDE
 
 
-class ToolRunSchema(BaseSchema):
+class ToolRunSchema(OutputSchema):
     tool = fields.String()
     result = fields.Raw()
     duration_ms = fields.Float()

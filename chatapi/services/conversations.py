@@ -5,6 +5,7 @@ from sqlalchemy import update as update_rows
 from ..errors import NotFound
 from ..extensions import db
 from ..models import Conversation
+from ..models.conversation import ID_FORMAT
 from ..models.text_search import contains_folded
 from ..models.timestamps import utcnow
 
@@ -19,6 +20,8 @@ def create(user_id, fields):
 def get_owned(user_id, conversation_id):
     """The one look-up every view uses: another user's id, a malformed id and a missing id
     are the same 404."""
+    if not ID_FORMAT.fullmatch(conversation_id):
+        raise NotFound()
     conversation = db.session.scalar(select(Conversation).where(
         Conversation.id == conversation_id, Conversation.user_id == user_id))
     if conversation is None:

@@ -4,6 +4,7 @@ from sqlalchemy import and_, func, or_, select
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Conversation, Message
+from ..models.message import ID_FORMAT
 from . import conversations
 
 
@@ -35,6 +36,9 @@ def list_page(user_id, conversation_id, limit, before=None):
 
 
 def get_owned(user_id, message_id):
+    """Another user's message, a malformed id and a missing id are the same 404."""
+    if not ID_FORMAT.fullmatch(message_id):
+        raise NotFound()
     message = db.session.scalar(
         select(Message).join(Conversation).where(Message.id == message_id,
                                                  Conversation.user_id == user_id))

@@ -40,6 +40,8 @@ def calculate(expression):
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as error:
         raise CalculationError(f"invalid syntax at column {error.offset or 0}") from None
+    except UnicodeEncodeError as error:  # a lone surrogate: Python's parser reads UTF-8
+        raise CalculationError(f"invalid character at column {error.start + 1}") from None
     except (RecursionError, MemoryError):
         raise CalculationError("the expression is nested too deeply") from None
     try:

@@ -78,9 +78,18 @@ def parsed_unit(text, field):
         raise ValidationFailed(details={field: [f"'{text}' is not a unit expression"]}) from None
 
 
+def spelled(units):
+    """`meter ** 3` for pint's {"meter": Fraction(3)}: pint's own formatting fails on the
+    Fraction powers this registry makes (TypeError from Fraction.__format__)."""
+    container = getattr(units, "_units", units)
+    return " * ".join(name if power == 1 else f"{name} ** {power}"
+                      for name, power in sorted(container.items())) or "dimensionless"
+
+
 def unit_convert(arguments, _context):
     value = arguments["value"]
-    if not math.isfinite(value):
+    # An integer is always finite (and math.isfinite overflows on one beyond a double).
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValidationFailed(details={"value": ["must be a finite number"]})
     source = parsed_unit(arguments["from_unit"], "from_unit")
     target = parsed_unit(arguments["to_unit"], "to_unit")
@@ -89,8 +98,8 @@ def unit_convert(arguments, _context):
         result = float(unit_registry().Quantity(Fraction(value), source).to(target).magnitude)
     except pint.DimensionalityError as error:
         raise ValidationFailed(details={"to_unit": [
-            f"cannot convert {error.units1} ({error.dim1}) to {error.units2} ({error.dim2})"]},
-        ) from None
+            f"cannot convert {spelled(error.units1)} ({spelled(error.dim1)}) to "
+            f"{spelled(error.units2)} ({spelled(error.dim2)})"]}) from None
     except pint.OffsetUnitCalculusError:
         raise ValidationFailed(details={"from_unit": [
             "a temperature scale (degC, degF) cannot be combined with other units"]}) from None
