@@ -57,8 +57,8 @@ def find_by_login(login):
     return db.session.scalar(select(User).where(User.username_key == username_key(login)))
 
 
-def authenticate(login, password):
-    user = find_by_login(login)
+def authenticate(user, password):
+    """`user` as found by its login, or None: an unknown login costs the same hash check."""
     if not passwords.verify_password(user.password_hash if user else None, password):
         raise Unauthorized("invalid_credentials")
     if not user.is_active:
@@ -69,11 +69,10 @@ def authenticate(login, password):
     return user
 
 
-def throttle_key(login):
+def throttle_key(login, user):
     """Every spelling that logs in to one account counts as that account: its username in any
     letter case or Unicode compatibility form (`ａｌｉｃｅ`), and its email. An unknown name
     counts in the form it is looked up in."""
-    user = find_by_login(login)
     if user is not None:
         return f"account:{user.id}"
     return "name:" + (login.lower() if "@" in login else username_key(login))
@@ -85,15 +84,16 @@ def log_in(login, password, client_address, limiter, per_account, per_address):
     limit; and per address over all names, so cycling through names (an argon2 check each)
     can't burn the CPU without limit either."""
     address = client_address or "unknown"
+    user = find_by_login(login)
     windows = []
     if per_account:
-        windows.append((per_account, (address, throttle_key(login))))
+        windows.append((per_account, (address, throttle_key(login, user))))
     if per_address:
         windows.append((per_address, ("address", address)))
     for limit, key in windows:
         limiter.ensure_allowed(limit, *key)
     try:
-        return authenticate(login, password)
+        return authenticate(user, password)
     except Unauthorized:
         for limit, key in windows:
             limiter.count(limit, *key)
