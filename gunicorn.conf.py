@@ -56,6 +56,15 @@ graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 # Longer than nginx's upstream keepalive_timeout (60 s), so nginx never reuses a connection
 # that gunicorn has just closed (which would answer 502).
 keepalive = int(os.environ.get("KEEPALIVE", "75"))
+# The app refuses a request target over MAX_URL_LENGTH (4,096) and a head over
+# MAX_HEADERS_LENGTH (16 KiB) with the envelope's 414 / 431 (chatapi/http.py). gunicorn's own
+# limits sit above them so that the app answers first: the longest request line gunicorn still
+# bounds (0 would mean no bound at all), header fields up to 32 KiB, 256 of them, so at most
+# ~8 MiB of head is buffered per connection. Past those gunicorn answers itself, in the
+# envelope too (post_worker_init).
+limit_request_line = 8190
+limit_request_field_size = 32768
+limit_request_fields = 256
 # The app writes one line per request (with its request id) to the error log stream.
 accesslog = None
 errorlog = "-"
@@ -77,11 +86,15 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """On SIGTERM, idle keep-alive connections close, and streams that would outlive
-    graceful_timeout are stored as incomplete."""
+    """gunicorn's own error answers speak the envelope; on SIGTERM, idle keep-alive
+    connections close, and streams that would outlive graceful_timeout are stored as
+    incomplete."""
     import signal
 
+    from chatapi import gunicorn_errors
     from chatapi.lifecycle import end_answers_before
+
+    gunicorn_errors.install()
 
     stop_accepting = signal.getsignal(signal.SIGTERM)
 

@@ -102,6 +102,8 @@ class Config:
             "FETCH_TIMEOUT": env_float("FETCH_TIMEOUT", 10.0),
             "CORS_ORIGINS": env_list("CORS_ORIGINS"),
             "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+            "MAX_URL_LENGTH": env_int("MAX_URL_LENGTH", 4096),
+            "MAX_HEADERS_LENGTH": env_int("MAX_HEADERS_LENGTH", 16384),
             "MAX_MESSAGE_CHARS": env_int("MAX_MESSAGE_CHARS", 32000),
             "TOOL_MAX_ROUNDS": env_int("TOOL_MAX_ROUNDS", 5),
             "SANDBOX_NETWORK_ISOLATION": env_str("SANDBOX_NETWORK_ISOLATION", "require").lower(),

@@ -18,9 +18,12 @@ CODE_BY_STATUS = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     422: "validation_error",
     429: "rate_limited",
+    431: "header_fields_too_large",
     500: "internal_error",
+    501: "not_implemented",
     502: "upstream_error",
     503: "upstream_unavailable",
     504: "upstream_timeout",
@@ -54,6 +57,14 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class UriTooLong(ApiError):
+    status = 414
+
+
+class HeaderFieldsTooLarge(ApiError):
+    status = 431
 
 
 class ValidationFailed(ApiError):
@@ -103,8 +114,12 @@ def database_unreachable(error):
     return sqlstate is None or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
+def code_for(status):
+    return CODE_BY_STATUS.get(status) or ("internal_error" if status >= 500 else "bad_request")
+
+
 def error_response(status, text_key=None, details=None, data=None, headers=None):
-    code = CODE_BY_STATUS.get(status) or ("internal_error" if status >= 500 else "bad_request")
+    code = code_for(status)
     body = {
         "success": False,
         "message": say(text_key or code),

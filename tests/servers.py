@@ -7,6 +7,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -17,6 +18,22 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def raw_request(base, head, timeout=10):
+    """Send `head` (bytes, as is: malformed or oversized on purpose) and read the answer until
+    the server closes: (status, {lower-cased header: value}, body bytes)."""
+    address = urlsplit(base)
+    with socket.create_connection((address.hostname, address.port), timeout=timeout) as sock:
+        sock.sendall(head)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    response_head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = response_head.decode("latin-1").split("\r\n")
+    headers = dict((name.lower(), value.strip()) for name, _, value in
+                   (line.partition(":") for line in lines))
+    return int(status_line.split()[1]), headers, body
 
 
 def wait_until_serving(url, process, timeout=20):

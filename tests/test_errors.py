@@ -102,6 +102,21 @@ def test_body_over_one_mebibyte_is_413(client):
     assert_envelope(response, 413, "payload_too_large")
 
 
+def test_a_url_over_max_url_length_is_414(client):
+    assert client.get("/api/conversations/?q=" + "x" * 4000).status_code == 401
+    response = client.get("/api/conversations/?q=" + "x" * 4100, headers={"Accept-Language": "en"})
+    assert assert_envelope(response, 414, "uri_too_long")["message"] == "Request URL too long"
+    assert response.headers["X-Request-ID"]
+
+
+def test_request_headers_over_max_headers_length_are_431(client):
+    fields = {f"X-Padding-{n}": "x" * 1000 for n in range(17)}
+    response = client.get("/api/health", headers={**fields, "Accept-Language": "en"})
+    body = assert_envelope(response, 431, "header_fields_too_large")
+    assert body["message"] == "Request header fields too large"
+    assert client.get("/api/health", headers=dict(list(fields.items())[:14])).status_code == 200
+
+
 def test_invalid_fields_are_422_with_details_per_field(client):
     response = client.post("/api/auth/register", json={"username": 5, "email": None})
     body = assert_envelope(response, 422, "validation_error")
