@@ -7,16 +7,21 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from chatapi.errors import code_for
+from chatapi.security_headers import HEADERS
+from chatapi.texts import TEXTS
+
 from .conftest import JWT_TEST_SECRET, PASSWORD, app_config
-from .servers import PROJECT, free_port, gunicorn, wait_until_serving
+from .servers import PROJECT, free_port, gunicorn, raw_request, wait_until_serving
 from .simulator_client import wait_for
 from .sse_client import events, open_stream, text_arriving_as_written
 
@@ -52,23 +57,25 @@ http {{
 """
 
 
-def deployed_conf(upstream_port, listen_port, access_log):
-    """deploy/nginx.conf with this test's addresses; each replaced line must be there once."""
+def deployed_conf(upstream_port, listen_port, access_log, changes=None):
+    """deploy/nginx.conf with this test's addresses (and `changes`, {written: wanted}); each
+    replaced line must be there once."""
     text = DEPLOYED_CONF.read_text()
-    for written, wanted in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
-                            ("listen 80;", f"listen 127.0.0.1:{listen_port};"),
-                            ("/var/log/nginx/chatapi.access.log", str(access_log))):
+    for written, wanted in {"server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+                            "listen 80;": f"listen 127.0.0.1:{listen_port};",
+                            "/var/log/nginx/chatapi.access.log": str(access_log),
+                            **(changes or {})}.items():
         assert text.count(written) == 1, f"deploy/nginx.conf should say {written!r} once"
         text = text.replace(written, wanted)
     return text
 
 
 @contextmanager
-def nginx(upstream_base, tmp):
-    """A real nginx (master + one worker, not daemonized) proxying to `upstream_base`."""
+def nginx(upstream_port, tmp, changes=None):
+    """A real nginx (master + one worker, not daemonized) proxying to `upstream_port`."""
     port = free_port()
     (tmp / "chatapi.conf").write_text(
-        deployed_conf(urlsplit(upstream_base).port, port, tmp / "access.log"))
+        deployed_conf(upstream_port, port, tmp / "access.log", changes))
     # Run by root, the workers would switch to `nobody` and could not write the temp dirs.
     user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.geteuid() == 0 else ""
     (tmp / "nginx.conf").write_text(WRAPPER.format(user=user, tmp=tmp))
@@ -78,7 +85,8 @@ def nginx(upstream_base, tmp):
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(f"{base}/api/health", process)
+        # nginx's own 404 outside /api/: up, whether or not anything listens upstream.
+        wait_until_serving(f"{base}/", process)
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -99,7 +107,7 @@ def make_stack(app, database_url, glm_simulator, tmp_path):
         tmp = tmp_path / f"nginx-{len(stacks)}"
         tmp.mkdir()
         stack = gunicorn(env, workers=1)
-        proxy = nginx(stack.__enter__(), tmp)
+        proxy = nginx(urlsplit(stack.__enter__()).port, tmp)
         stacks.append(stack)
         stacks.append(proxy)
         return proxy.__enter__()
@@ -165,19 +173,76 @@ def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, tmp_pat
     assert f"request_id={made.headers['X-Request-ID']}" in log
 
 
+ENGLISH = {"Accept-Language": "en"}
+
+
+def assert_envelope(response, status, english=True):
+    """The app's error envelope and headers, whether the app or nginx itself answered."""
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    code = code_for(status)
+    assert response.json() == {"success": False, "message": TEXTS[code][english],
+                               "error": {"code": code, "details": {}}}
+    for name, value in HEADERS.items():
+        assert response.headers[name] == value
+    assert response.headers["X-Request-ID"]
+
+
 @pytest.mark.parametrize("path", ["/api/auth/login", "/api/messages/stream"])
 def test_a_body_over_1_mib_is_refused_by_nginx_with_the_envelope(through_nginx, path):
     response = requests.post(f"{through_nginx}{path}", data=b"x" * (2 * 1024 * 1024),
-                             headers={"Content-Type": "application/json",
-                                      "Accept-Language": "en"}, timeout=10)
-    assert response.status_code == 413
-    assert response.headers["Content-Type"] == "application/json"
-    assert response.json() == {"success": False, "message": "Request body too large",
-                               "error": {"code": "payload_too_large", "details": {}}}
-    assert response.headers["X-Request-ID"]
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Content-Security-Policy"] == (
-        "default-src 'none'; frame-ancestors 'none'")
+                             headers={"Content-Type": "application/json", **ENGLISH}, timeout=10)
+    assert_envelope(response, 413)
+
+
+@pytest.fixture
+def nginx_in_front_of(tmp_path):
+    """nginx alone in front of `upstream_port`, with /api/'s read timeout set to `read_timeout`."""
+    with ExitStack() as stack:
+        def start(upstream_port, read_timeout="60s"):
+            return stack.enter_context(nginx(upstream_port, tmp_path, {
+                "proxy_read_timeout 60s;": f"proxy_read_timeout {read_timeout};"}))
+
+        yield start
+
+
+def test_with_the_app_gone_nginx_answers_502_in_the_envelope(nginx_in_front_of):
+    base = nginx_in_front_of(free_port())  # nothing listens there
+    assert_envelope(requests.get(f"{base}/api/health", headers=ENGLISH, timeout=10), 502)
+
+
+def test_with_the_app_silent_nginx_answers_504_in_the_envelope(nginx_in_front_of):
+    with socket.socket() as silent:
+        # The kernel completes the handshakes on a listening socket; nothing ever reads or answers.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        base = nginx_in_front_of(silent.getsockname()[1], read_timeout="1s")
+        assert_envelope(requests.get(f"{base}/api/health", headers=ENGLISH, timeout=30), 504)
+
+
+@pytest.mark.parametrize("path,headers,status,english", [
+    ("/api/health?" + "x" * 5000, {}, 414, True),  # past MAX_URL_LENGTH: the app
+    # Past nginx's 8k buffers: refused before any header (Accept-Language too) is read.
+    ("/api/health?" + "x" * 9000, {}, 414, False),
+    ("/api/health", {f"X-Padding-{n}": "x" * 1000 for n in range(20)}, 431, True),  # the app
+    ("/api/health", {"X-Padding": "x" * 9000}, 431, True),  # one field past 8k: nginx's 494
+    ("/", {}, 404, True),
+], ids=["url-app", "url-nginx", "head-app", "head-nginx", "outside-api"])
+def test_heads_too_large_for_the_app_or_nginx_answer_the_envelope(
+        through_nginx, path, headers, status, english):
+    # Accept-Language first: nginx reads no header after the one too large.
+    response = requests.get(f"{through_nginx}{path}", headers={**ENGLISH, **headers}, timeout=10)
+    assert_envelope(response, status, english)
+
+
+def test_a_malformed_request_gets_nginxs_400_in_the_envelope(through_nginx):
+    status, headers, body = raw_request(through_nginx, b"GET /api/health HTTP/1.1\r\n"
+                                                       b"Host: t\r\nHost: t\r\n\r\n")
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert json.loads(body) == {"success": False, "message": TEXTS["malformed_request"][0],
+                                "error": {"code": "bad_request", "details": {}}}
 
 
 def log_in(base, username, password, source, forwarded_for=None):
