@@ -104,10 +104,19 @@ def register_extensions(app):
     app.extensions["chatapi.answer_slots"] = answer_slots(app.config)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
-             expose_headers=["X-Request-ID", "Retry-After"])
+             expose_headers=["X-Request-ID", "Retry-After"], vary_header=False)
+        app.after_request(vary_by_origin)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", sqlite_pragmas)
+
+
+def vary_by_origin(response):
+    """With CORS on, the Access-Control-* headers of every answer, preflight or not, depend on
+    the request's Origin (flask-cors says so only when more than one origin is configured):
+    a cache must not give one origin's answer to another."""
+    response.vary.add("Origin")
+    return response
 
 
 def sqlite_pragmas(connection, _record):

@@ -180,6 +180,33 @@ def test_a_configured_origin_may_call_with_a_bearer_token_and_read_errors(make_a
         assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
 
 
+def varied_by(response):
+    return [name.strip() for value in response.headers.getlist("Vary")
+            for name in value.split(",")]
+
+
+@pytest.mark.parametrize("origins", [[ORIGIN], [ORIGIN, "https://admin.example.com"]],
+                         ids=["one-origin", "two-origins"])
+def test_with_cors_on_every_answer_varies_by_origin(make_app, user, auth_headers, origins):
+    """A shared cache must not hand one origin's answer (with or without Access-Control-*
+    headers) to another: preflights and actual answers, allowed origins or not, errors too."""
+    client = make_app(CORS_ORIGINS=origins).test_client()
+    for origin in (ORIGIN, "https://evil.example.com", None):
+        sent = {"Origin": origin} if origin else {}
+        answers = {
+            "preflight": client.options("/api/auth/me", headers={
+                **sent, "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "Authorization"}),
+            "answer": client.get("/api/auth/me", headers={**auth_headers, **sent}),
+            "error": client.get("/api/auth/me", headers=sent),
+        }
+        for kind, response in answers.items():
+            assert varied_by(response).count("Origin") == 1, (origin, kind, response.headers)
+        if origin == ORIGIN:
+            assert answers["preflight"].headers["Access-Control-Allow-Origin"] == ORIGIN
+            assert answers["answer"].headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
 LEAK_MARKERS = ["Traceback", 'File "', "SELECT ", "INSERT ", "sqlalchemy", "psycopg",
                 "$argon2"]
 
