@@ -7,7 +7,7 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, http, security_headers
+from . import cli, errors, http, postgres, security_headers
 from .api import register_blueprints
 from .config import Config, jwt_secret_kept_in
 from .glm import GLMClient
@@ -109,6 +109,8 @@ def register_extensions(app):
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", sqlite_pragmas)
+        elif db.engine.dialect.driver == "psycopg":
+            postgres.bound_statements(db.engine, app.config["DB_STATEMENT_TIMEOUT"])
 
 
 def vary_by_origin(response):

@@ -80,6 +80,7 @@ class Config:
             "DB_POOL_SIZE": env_int("DB_POOL_SIZE", 10),
             "DB_CONNECT_TIMEOUT": env_int("DB_CONNECT_TIMEOUT", 5),
             "DB_POOL_TIMEOUT": env_float("DB_POOL_TIMEOUT", 30.0),
+            "DB_STATEMENT_TIMEOUT": env_float("DB_STATEMENT_TIMEOUT", 10.0),
             "JWT_SECRET_KEY": env_str("JWT_SECRET_KEY"),
             "JWT_ACCESS_TOKEN_EXPIRES_SECONDS": env_int("JWT_ACCESS_TOKEN_EXPIRES", 86400),
             "JWT_REFRESH_TOKEN_EXPIRES_SECONDS": env_int("JWT_REFRESH_TOKEN_EXPIRES", 30 * 86400),

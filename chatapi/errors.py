@@ -98,9 +98,10 @@ class DatabaseUnavailable(ApiError):
 
 
 # SQLSTATE classes of a database that cannot serve right now, not of a faulty statement:
-# connection exception, insufficient resources (too many connections), and operator
-# intervention (shutting down, starting up).
-UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+# connection exception, insufficient resources (too many connections), operator intervention
+# (shutting down, starting up) and a statement canceled (DB_STATEMENT_TIMEOUT passed, or an
+# operator's pg_cancel_backend).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "57014")
 
 
 def database_unreachable(error):

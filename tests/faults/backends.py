@@ -4,8 +4,10 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from glob import glob
 from pathlib import Path
@@ -132,3 +134,57 @@ class PrivateRedis:
             self.resume()
             self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class FreezableProxy:
+    """A TCP proxy on a free loopback port in front of 127.0.0.1:`target_port`. `freeze()`
+    makes it forward nothing either way, hold what it has read and connect nothing new, while
+    the kernel still accepts connections and acknowledges every byte: a pooler that hung, or a
+    network that keeps TCP up but carries nothing. `thaw()` lets it all through again."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.sockets = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def freeze(self):
+        self.flowing.clear()
+
+    def thaw(self):
+        self.flowing.set()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.flowing.wait()
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
+
+    def pump(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                self.flowing.wait()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.thaw()
+        self.listener.close()
+        for end in self.sockets:
+            end.close()

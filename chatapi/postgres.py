@@ -1,0 +1,51 @@
+"""PostgreSQL connections that cannot hold a request forever.
+
+A live server cancels a statement running past DB_STATEMENT_TIMEOUT itself (its
+`statement_timeout`, sent with each new connection) and answers with an error; the connection
+stays usable. A server that accepts but never answers (stopped, frozen, behind a pooler or a
+network that keeps TCP up but forwards nothing) cannot: the kernel still acknowledges every
+byte, so TCP keepalives and `tcp_user_timeout` see nothing wrong. Every exchange with the
+server (statements, commits, pool pings) therefore gets a deadline on the client side too, and
+a connection whose deadline passed is closed, so the pool throws it away: whatever the server
+sent later would be read as the answer to the next statement. The connection itself is bounded
+by libpq's `connect_timeout` (DB_CONNECT_TIMEOUT), startup handshake included."""
+import psycopg
+from psycopg import errors
+from sqlalchemy import event
+
+# What the client gives a live server, beyond statement_timeout, to report its own cancel.
+SERVER_CANCEL_GRACE = 1.0
+
+
+class BoundedConnection(psycopg.Connection):
+    """A psycopg connection whose every wait for the server ends within `answer_timeout`."""
+
+    answer_timeout = None
+
+    def wait(self, gen, *args, timeout=None, **kwargs):
+        try:
+            return super().wait(gen, *args, timeout=timeout or self.answer_timeout, **kwargs)
+        except errors._WaitTimeout:  # psycopg's own, raised when a wait's timeout passes
+            # Cut off mid-exchange: closed, so SQLAlchemy sees a disconnect and discards it.
+            self.close()
+            raise
+
+
+def answer_timeout(statement_timeout):
+    return statement_timeout + SERVER_CANCEL_GRACE if statement_timeout > 0 else None
+
+
+def bound_statements(engine, statement_timeout):
+    """Every new connection of `engine` is a BoundedConnection with PostgreSQL's own
+    statement_timeout set; 0 leaves both unbounded (e.g. for a long migration)."""
+    if statement_timeout <= 0:
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def connect(_dialect, _record, cargs, cparams):
+        # First, so that a statement_timeout in DATABASE_URL's own `options` wins.
+        cparams["options"] = " ".join(filter(None, [
+            f"-c statement_timeout={round(statement_timeout * 1000)}", cparams.get("options")]))
+        connection = BoundedConnection.connect(*cargs, **cparams)
+        connection.answer_timeout = answer_timeout(statement_timeout)
+        return connection
