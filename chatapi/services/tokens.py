@@ -32,18 +32,18 @@ def is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def matches(pattern, value):
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
 def well_formed(claims):
     """Whether the claims are shaped as this service issues them: `sub`, `iat`, `exp`, `jti`,
     `type` and the account's token key, each of the type issued. The signature and the times
     are PyJWT's to check."""
-    subject = claims.get("sub")
-    return (isinstance(subject, str) and SUBJECT.fullmatch(subject) is not None
-            and int(subject) <= MAX_USER_ID
+    return (matches(SUBJECT, claims.get("sub")) and int(claims["sub"]) <= MAX_USER_ID
             and is_count(claims.get("iat")) and is_count(claims.get("exp"))
-            and isinstance(claims.get("jti"), str) and JTI.fullmatch(claims["jti"]) is not None
-            and claims.get("type") in TOKEN_TYPES
-            and isinstance(claims.get(TOKEN_KEY_CLAIM), str)
-            and TOKEN_KEY.fullmatch(claims[TOKEN_KEY_CLAIM]) is not None)
+            and matches(JTI, claims.get("jti")) and claims.get("type") in TOKEN_TYPES
+            and matches(TOKEN_KEY, claims.get(TOKEN_KEY_CLAIM)))
 
 
 class DatabaseRevocations:
