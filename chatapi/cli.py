@@ -68,7 +68,7 @@ def list_accounts():
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def set_password(name, password_stdin):
-    """Set an account's password."""
+    """Set an account's password: every token of the account ends."""
     user = account(name)
     users.set_password(user, valid_password(read_password(password_stdin)))
     click.echo(f"password of {user.username} changed")
@@ -77,7 +77,8 @@ def set_password(name, password_stdin):
 @users_cli.command("deactivate")
 @click.argument("name")
 def deactivate(name):
-    """Deactivate an account: its tokens stop working at once and it cannot log in."""
+    """Deactivate an account: its tokens stop working at once (and for good) and it cannot
+    log in."""
     user = account(name)
     users.set_active(user, False)
     click.echo(f"{user.username} deactivated")

@@ -98,6 +98,9 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == 'sqlite'
+        if sqlite:
+            sqlite_foreign_keys(connection, False)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -106,6 +109,21 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            sqlite_foreign_keys(connection, True)
+
+
+def sqlite_foreign_keys(connection, on):
+    """A batch migration rebuilds a SQLite table (copy, drop, rename): with foreign keys on,
+    dropping the old `users` would delete every conversation through ON DELETE CASCADE. The
+    pragma only works outside a transaction, so it is set before the migrations begin; when
+    they are done, the references they left must all hold."""
+    if on:
+        broken = connection.exec_driver_sql('PRAGMA foreign_key_check').all()
+        if broken:
+            raise RuntimeError(f'migrations left rows with broken references: {broken[:10]}')
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    connection.commit()
 
 
 if context.is_offline_mode():

@@ -127,7 +127,8 @@ def other_headers(app, other_user):
 
 def expired_access_token(user):
     from datetime import timedelta
-    return create_access_token(identity=str(user.id), expires_delta=timedelta(seconds=-10))
+    return create_access_token(identity=str(user.id), expires_delta=timedelta(seconds=-10),
+                               additional_claims={tokens.TOKEN_KEY_CLAIM: user.token_key})
 
 
 @pytest.fixture(scope="session")

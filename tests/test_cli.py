@@ -2,8 +2,9 @@ from sqlalchemy import select
 
 from chatapi.extensions import db
 from chatapi.models import User
+from chatapi.services import tokens
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, bearer
 
 
 def account(name):
@@ -69,12 +70,16 @@ def test_list_shows_every_account(runner, user, make_user):
     assert "ivan" in lines[2] and "admin" in lines[2] and "no" in lines[2]
 
 
-def test_set_password_replaces_the_old_one(runner, client, user):
+def test_set_password_replaces_the_old_one_and_ends_every_token(runner, client, app, user):
+    old = tokens.issue_tokens(user, app.config)
     result = runner.invoke(args=["users", "set-password", "alice", "--password-stdin"],
                            input="brand new password\n")
     assert result.exit_code == 0, result.output
     assert login_status(client, "alice", PASSWORD) == 401
     assert login_status(client, "alice", "brand new password") == 200
+    assert client.get("/api/auth/me", headers=bearer(old["access_token"])).status_code == 401
+    assert client.post("/api/auth/refresh",
+                       headers=bearer(old["refresh_token"])).status_code == 401
 
 
 def test_set_password_refuses_a_short_one(runner, client, user):
@@ -84,12 +89,17 @@ def test_set_password_refuses_a_short_one(runner, client, user):
     assert login_status(client, "alice", PASSWORD) == 200
 
 
-def test_deactivate_and_activate(runner, client, user, auth_headers):
+def test_deactivate_ends_every_token_for_good_and_activate_allows_login_again(
+        runner, client, app, user):
+    old = tokens.issue_tokens(user, app.config)
     assert runner.invoke(args=["users", "deactivate", "alice"]).exit_code == 0
-    assert client.get("/api/auth/me", headers=auth_headers).status_code == 401
+    assert client.get("/api/auth/me", headers=bearer(old["access_token"])).status_code == 401
     assert login_status(client, "alice", PASSWORD) == 403
     assert runner.invoke(args=["users", "activate", "alice"]).exit_code == 0
-    assert client.get("/api/auth/me", headers=auth_headers).status_code == 200
+    assert client.get("/api/auth/me", headers=bearer(old["access_token"])).status_code == 401
+    assert client.post("/api/auth/refresh",
+                       headers=bearer(old["refresh_token"])).status_code == 401
+    assert login_status(client, "alice", PASSWORD) == 200
 
 
 def test_delete_asks_for_confirmation(runner, user):

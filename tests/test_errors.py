@@ -53,7 +53,7 @@ def test_missing_or_malformed_token_is_401(client, headers):
 def forged_token(user, key, algorithm="HS256"):
     now = int(time.time())
     claims = {"sub": str(user.id), "jti": "forged", "type": "access", "fresh": False,
-              "iat": now, "nbf": now, "exp": now + 3600}
+              "iat": now, "nbf": now, "exp": now + 3600, "token_key": user.token_key}
     return pyjwt.encode(claims, key, algorithm=algorithm)
 
 

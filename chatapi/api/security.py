@@ -1,19 +1,14 @@
-"""Who is calling: bearer tokens checked against revocation and the account's state."""
-import re
-from datetime import datetime, timezone
-
+"""Who is calling: bearer tokens checked for their shape, against revocation, and against the
+account's state and token key."""
 from flask import current_app
 from flask_jwt_extended import jwt_required
+from flask_jwt_extended.exceptions import JWTDecodeError
 from .blueprint import Blueprint
 
 from ..extensions import jwt
-from ..services import users
+from ..services import tokens, users
 
 BEARER = [{"bearerAuth": []}]
-# Tokens name their account as str(user.id), and nothing else does: not 1, true, 1.9, " 1",
-# "+1", "01" or "١" (which int() would all read as user 1), nor a number past the id column.
-SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
-MAX_USER_ID = 2 ** 31 - 1
 
 
 def login_required(view):
@@ -32,6 +27,17 @@ def revocations():
     return current_app.extensions["chatapi.revocations"]
 
 
+@jwt.decode_key_loader
+def key_for_well_formed_claims(_header, unverified_claims):
+    """The one hook that sees every token's claims as sent (for a request and for logout's
+    `refresh_token` alike), before flask-jwt-extended fills in a missing `type` as "access"
+    and a missing `jti` as None. A token shaped otherwise than issued is refused here, as
+    invalid (401); one shaped right still has its signature checked after this."""
+    if not tokens.well_formed(unverified_claims):
+        raise JWTDecodeError("claims not as issued")
+    return current_app.config["JWT_SECRET_KEY"]
+
+
 @jwt.token_in_blocklist_loader
 def token_is_revoked(_header, claims):
     return revocations().is_revoked(claims["jti"])
@@ -39,9 +45,6 @@ def token_is_revoked(_header, claims):
 
 @jwt.user_lookup_loader
 def load_active_user(_header, claims):
-    """A deactivated (or deleted) account's tokens stop working on its next request."""
-    subject, issued_at = claims.get("sub"), claims.get("iat")
-    if not (isinstance(subject, str) and SUBJECT.fullmatch(subject)
-            and int(subject) <= MAX_USER_ID and isinstance(issued_at, int) and issued_at >= 0):
-        return None
-    return users.get_active_user(int(subject), datetime.fromtimestamp(issued_at, timezone.utc))
+    """A deactivated or deleted account's tokens, and those issued before its password was
+    last set, stop working on their next request."""
+    return users.get_active_user(int(claims["sub"]), claims[tokens.TOKEN_KEY_CLAIM])

@@ -1,3 +1,4 @@
+import secrets
 import unicodedata
 
 from sqlalchemy import Boolean, Integer, String
@@ -14,8 +15,16 @@ def username_key(username):
     return unicodedata.normalize("NFKC", username).casefold()
 
 
+def new_token_key():
+    """The key every token of the account carries: a new one ends all of them."""
+    return secrets.token_urlsafe(16)
+
+
 class User(db.Model):
     __tablename__ = "users"
+    # AUTOINCREMENT: SQLite would otherwise give a new account the id of a deleted last one.
+    # (PostgreSQL's sequence never hands an id out twice.)
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
@@ -24,6 +33,7 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    token_key: Mapped[str] = mapped_column(String(32), default=new_token_key)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     conversations = relationship("Conversation", back_populates="user",

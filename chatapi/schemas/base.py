@@ -16,7 +16,9 @@ def storable_text(value):
 
 class BaseSchema(Schema):
     """Unknown and read-only fields in a request body are ignored, never applied (API.md §1);
-    every string loaded must be storable text."""
+    every string loaded must be storable text. Request bodies take their booleans and numbers
+    as StrictBoolean, StrictInteger and StrictFloat (below): JSON types, nothing read into them;
+    query strings, all text, keep marshmallow's parsing."""
 
     class Meta:
         unknown = EXCLUDE
@@ -24,6 +26,36 @@ class BaseSchema(Schema):
     def on_bind_field(self, field_name, field_obj):
         if isinstance(field_obj, fields.String):
             field_obj.validators = [storable_text, *field_obj.validators]
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON `true` or `false` only: fields.Boolean also reads "yes", "on", 1 and "1" as true."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class StrictNumberMixin:
+    """A JSON number only: marshmallow's number fields also read the text "0.5" (and Integer
+    without `strict` reads 1.0). `json_types`: what the JSON parser gives for such a number;
+    bool is an int to Python, never to JSON."""
+
+    json_types = (int, float)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, self.json_types):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictInteger(StrictNumberMixin, fields.Integer):
+    json_types = (int,)
+
+
+class StrictFloat(StrictNumberMixin, fields.Float):
+    pass
 
 
 class OutputSchema(BaseSchema):

@@ -2,7 +2,7 @@ from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
 from ..models.conversation import DEFAULT_TITLE
-from .base import BaseSchema, OutputSchema, Timestamp
+from .base import BaseSchema, OutputSchema, StrictBoolean, StrictFloat, StrictInteger, Timestamp
 
 
 def configured_models():
@@ -17,10 +17,9 @@ class ConversationInputSchema(BaseSchema):
     model = fields.String(load_default=lambda: configured_models()[0],
                           metadata={"description": "one of GLM_MODELS; the first by default"})
     system_prompt = fields.String(allow_none=True, validate=validate.Length(max=20000))
-    temperature = fields.Float(load_default=1.0, validate=validate.Range(0.0, 1.0))
-    max_tokens = fields.Integer(strict=True, load_default=65536,
-                                validate=validate.Range(1, 131072))
-    thinking_enabled = fields.Boolean(load_default=False)
+    temperature = StrictFloat(load_default=1.0, validate=validate.Range(0.0, 1.0))
+    max_tokens = StrictInteger(load_default=65536, validate=validate.Range(1, 131072))
+    thinking_enabled = StrictBoolean(load_default=False)
 
     @validates("model")
     def model_is_configured(self, value, **_kwargs):

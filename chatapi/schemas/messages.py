@@ -1,13 +1,13 @@
 from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
-from .base import BaseSchema, OutputSchema, Timestamp
+from .base import BaseSchema, OutputSchema, StrictBoolean, Timestamp
 
 
 class SendMessageSchema(BaseSchema):
     conversation_id = fields.String(required=True, validate=validate.Length(1, 64))
     content = fields.String(required=True)
-    tools_enabled = fields.Boolean(load_default=True)
+    tools_enabled = StrictBoolean(load_default=True)
 
     @validates("content")
     def content_fits(self, value, **_kwargs):

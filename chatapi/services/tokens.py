@@ -1,5 +1,7 @@
-"""JWT issue and revocation. Revoked `jti`s live where every worker sees them: the database
-by default, Redis when `REDIS_URL` is set."""
+"""JWT issue, checks and revocation. Revoked `jti`s live where every worker sees them: the
+database by default, Redis when `REDIS_URL` is set. Every token carries its account's
+`token_key`; a new key (new password, deactivation) ends all of the account's tokens."""
+import re
 from datetime import datetime, timedelta, timezone
 
 import redis
@@ -13,6 +15,35 @@ from ..extensions import db
 from ..models import RevokedToken
 from ..models.timestamps import utcnow
 from ..texts import say
+
+TOKEN_KEY_CLAIM = "token_key"
+TOKEN_TYPES = ("access", "refresh")
+# Tokens name their account as str(user.id), and nothing else does: not 1, true, 1.9, " 1",
+# "+1", "01" or "١" (which int() would all read as user 1), nor a number past the id column.
+SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
+MAX_USER_ID = 2 ** 31 - 1
+# A `jti` fits the revocation table's column and a Redis key; a token key is what
+# models.user.new_token_key makes.
+JTI = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TOKEN_KEY = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def matches(pattern, value):
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def well_formed(claims):
+    """Whether the claims are shaped as this service issues them: `sub`, `iat`, `exp`, `jti`,
+    `type` and the account's token key, each of the type issued. The signature and the times
+    are PyJWT's to check."""
+    return (matches(SUBJECT, claims.get("sub")) and int(claims["sub"]) <= MAX_USER_ID
+            and is_count(claims.get("iat")) and is_count(claims.get("exp"))
+            and matches(JTI, claims.get("jti")) and claims.get("type") in TOKEN_TYPES
+            and matches(TOKEN_KEY, claims.get(TOKEN_KEY_CLAIM)))
 
 
 class DatabaseRevocations:
@@ -59,7 +90,8 @@ def access_token_for(user, config):
     seconds = config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]
     return {
         "access_token": create_access_token(
-            identity=str(user.id), additional_claims={"role": user.role},
+            identity=str(user.id),
+            additional_claims={"role": user.role, TOKEN_KEY_CLAIM: user.token_key},
             expires_delta=timedelta(seconds=seconds)),
         "token_type": "bearer",
         "expires_in": seconds,
@@ -69,7 +101,7 @@ def access_token_for(user, config):
 def issue_tokens(user, config):
     tokens = access_token_for(user, config)
     tokens["refresh_token"] = create_refresh_token(
-        identity=str(user.id),
+        identity=str(user.id), additional_claims={TOKEN_KEY_CLAIM: user.token_key},
         expires_delta=timedelta(seconds=config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]))
     return tokens
 

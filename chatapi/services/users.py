@@ -1,17 +1,13 @@
 """Accounts: creation, authentication, administration."""
-from datetime import timedelta
-
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized
 from ..extensions import db
 from ..models import User
-from ..models.user import username_key
+from ..models.user import new_token_key, username_key
 from ..texts import say
 from . import passwords
-
-CLOCK_SKEW = timedelta(seconds=10)
 
 
 def _conflicts(username, email):
@@ -107,12 +103,12 @@ def register(fields, client_address, limiter, limit):
     return create_user(**fields)
 
 
-def get_active_user(user_id, token_issued_at):
-    """The active account a token names, or None. A token issued before the account was
-    created names a deleted account whose id was reused (SQLite gives a new row the id of a
-    deleted last row); CLOCK_SKEW allows for the clocks of several hosts."""
+def get_active_user(user_id, token_key):
+    """The active account a token names, or None: the token must carry the account's current
+    key (an id alone could name a later account, and the key changes with the password and
+    on deactivation)."""
     user = db.session.get(User, user_id)
-    if user is None or not user.is_active or user.created_at > token_issued_at + CLOCK_SKEW:
+    if user is None or not user.is_active or user.token_key != token_key:
         return None
     return user
 
@@ -129,12 +125,18 @@ def list_users():
 
 
 def set_password(user, password):
+    """Every token of the account ends: whoever held one must log in with the new password."""
     user.password_hash = passwords.hash_password(password)
+    user.token_key = new_token_key()
     db.session.commit()
 
 
 def set_active(user, active):
+    """Deactivating ends every token of the account for good: reactivating does not bring
+    them back."""
     user.is_active = active
+    if not active:
+        user.token_key = new_token_key()
     db.session.commit()
 
 

@@ -3,20 +3,20 @@
 Every route of the URL map except `PUBLIC` must refuse, with the 401 envelope, each kind of
 bad credential: none, not a JWT, unsigned (`alg: none`), signed with another key or another
 algorithm, tampered, expired, not yet valid, a refresh token where an access token belongs (and
-the reverse), revoked by logout, of a deactivated or a deleted account (also once a new
-account has taken over its id), issued before its account existed, and with a `sub` or `iat`
-that the service never issues. Each forged kind has a control: the same construction with the
-real key and claims is accepted, so the refusals are the server's doing. Passwords never come
-back; a failed login says the same, and takes about as long, for an unknown user and a wrong
-password; repeated failures are throttled, whatever spelling of the account or forwarded
-address is sent. tests/test_auth.py and tests/test_errors.py test the same endpoints for their
-everyday behaviour."""
+the reverse), revoked by logout, of a deleted or a deactivated account (even once
+reactivated) or of one whose password was set since (every token carries its account's key,
+which changes then; ids are never reused either), lacking a claim the service issues (`exp`,
+`jti`, `type`, ...) or with one of a type it never issues. Each forged kind has a control: the
+same construction with the real key and claims is accepted, so the refusals are the server's
+doing. Passwords never come back; a failed login says the same, and takes about as long, for an
+unknown user and a wrong password; repeated failures are throttled, whatever spelling of the
+account or forwarded address is sent. tests/test_auth.py and tests/test_errors.py test the same
+endpoints for their everyday behaviour."""
 import base64
 import json
 import statistics
 import time
 import uuid
-from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
@@ -24,7 +24,6 @@ from sqlalchemy import select
 
 from chatapi.extensions import db
 from chatapi.models import User
-from chatapi.models.timestamps import utcnow
 from chatapi.services import tokens
 
 from ..conftest import JWT_TEST_SECRET, PASSWORD, bearer
@@ -42,7 +41,8 @@ def protected_routes(app):
 def claims_for(user, **changes):
     now = int(time.time())
     claims = {"sub": str(user.id), "jti": uuid.uuid4().hex, "type": "access", "fresh": False,
-              "iat": now, "nbf": now, "exp": now + 3600, "role": user.role}
+              "iat": now, "nbf": now, "exp": now + 3600, "role": user.role,
+              "token_key": user.token_key}
     claims.update(changes)
     return claims
 
@@ -87,6 +87,19 @@ def of_deleted_account(app, client, runner, user):
     return bearer(access)
 
 
+def of_account_whose_password_was_set(app, client, runner, user):
+    access = issued(app, user)["access_token"]
+    assert runner.invoke(args=["users", "set-password", user.username, "--password-stdin"],
+                         input="a brand new password\n").exit_code == 0
+    return bearer(access)
+
+
+def of_reactivated_account(app, client, runner, user):
+    headers = of_deactivated_account(app, client, runner, user)
+    assert runner.invoke(args=["users", "activate", user.username]).exit_code == 0
+    return headers
+
+
 BAD_CREDENTIALS = {
     "none": lambda app, user: {},
     "empty bearer": lambda app, user: {"Authorization": "Bearer "},
@@ -106,6 +119,8 @@ BAD_CREDENTIALS = {
 }
 ACCOUNT_CHANGES = {"revoked by logout": revoked_by_logout,
                    "deactivated account": of_deactivated_account,
+                   "reactivated account": of_reactivated_account,
+                   "password set": of_account_whose_password_was_set,
                    "deleted account": of_deleted_account}
 
 
@@ -277,38 +292,106 @@ def test_the_throttle_counts_every_spelling_of_one_account_together(make_app, us
         assert_error(login(client, variant, password), 429, "rate_limited")
 
 
-def test_a_deleted_accounts_token_does_not_open_the_account_registered_after_it(
-        app, client, runner, user):
-    """SQLite gives a new row the id of a deleted last row, so the old tokens name the new
-    account. They were issued a minute before (they live a day, or thirty), to an account
-    that had existed for an hour."""
-    user.created_at = utcnow() - timedelta(hours=1)
-    db.session.commit()
-    minute_ago = int(time.time()) - 60
-    old_access = signed(claims_for(user, iat=minute_ago, nbf=minute_ago))
-    old_refresh = signed(claims_for(user, iat=minute_ago, nbf=minute_ago, type="refresh"))
-    assert client.get("/api/auth/me", headers=bearer(old_access)).status_code == 200
-    assert client.post("/api/auth/refresh", headers=bearer(old_refresh)).status_code == 200
-    assert runner.invoke(args=["users", "delete", user.username, "--yes"]).exit_code == 0
+def test_eves_tokens_do_not_open_the_account_registered_after_her_deletion(
+        app, client, runner, make_user):
+    """eve is the newest account (SQLite without AUTOINCREMENT would give her id to the next
+    one); after `flask users delete eve` someone registers as eve again."""
+    eve = make_user("eve")
+    old = issued(app, eve)
+    assert client.get("/api/auth/me", headers=bearer(old["access_token"])).status_code == 200
+    assert client.post("/api/auth/refresh",
+                       headers=bearer(old["refresh_token"])).status_code == 200
+    assert runner.invoke(args=["users", "delete", "eve", "--yes"]).exit_code == 0
     registered = client.post("/api/auth/register", json={
-        "username": "newcomer", "email": "newcomer@example.com", "password": "s3cret-pass"})
+        "username": "eve", "email": "eve@example.com", "password": "s3cret-pass"})
     assert registered.status_code == 201
-    mine = client.post("/api/auth/login", json={"username": "newcomer",
+    new_id = registered.get_json()["data"]["id"]
+    assert new_id > eve.id
+    mine = client.post("/api/auth/login", json={"username": "eve",
                                                 "password": "s3cret-pass"}).get_json()["data"]
     headers = bearer(mine["access_token"])
     assert client.post("/api/conversations/", headers=headers, json={}).status_code == 201
     for path in ("/api/auth/me", "/api/conversations/"):
-        assert_error(client.get(path, headers=bearer(old_access)), 401, "unauthorized")
-    assert_error(client.post("/api/auth/refresh", headers=bearer(old_refresh)), 401,
+        assert_error(client.get(path, headers=bearer(old["access_token"])), 401, "unauthorized")
+    assert_error(client.post("/api/auth/refresh", headers=bearer(old["refresh_token"])), 401,
                  "unauthorized")
-    assert client.get("/api/auth/me", headers=headers).get_json()["data"]["username"] == "newcomer"
+    assert client.get("/api/auth/me", headers=headers).get_json()["data"]["id"] == new_id
+    assert client.post("/api/auth/refresh",
+                       headers=bearer(mine["refresh_token"])).status_code == 200
 
 
-def test_a_token_issued_before_its_account_existed_is_401(client, user):
-    created = int(user.created_at.timestamp())
-    before = signed(claims_for(user, iat=created - 3600, nbf=created - 3600))
-    assert_error(client.get("/api/auth/me", headers=bearer(before)), 401, "unauthorized")
-    assert client.get("/api/auth/me", headers=bearer(signed(claims_for(user)))).status_code == 200
+def test_a_token_naming_a_later_accounts_id_with_the_earlier_accounts_key_is_401(
+        client, make_user):
+    """Should an id ever name a second account, the first one's tokens still carry its key."""
+    eve = make_user("eve")
+    newcomer = make_user("newcomer")
+    forged = signed(claims_for(eve, sub=str(newcomer.id)))
+    assert_error(client.get("/api/auth/me", headers=bearer(forged)), 401, "unauthorized")
+    genuine = signed(claims_for(newcomer))
+    assert client.get("/api/auth/me", headers=bearer(genuine)).status_code == 200
+
+
+WRONG_KEYS = {
+    "another account's": lambda other: other.token_key, "random": lambda other: "A" * 22,
+    "empty": lambda other: "", "with a space": lambda other: "a b",
+    "too long": lambda other: "x" * 33, "a number": lambda other: 123,
+    "null": lambda other: None, "a list": lambda other: ["k"]}
+
+
+@pytest.mark.parametrize("token_key", WRONG_KEYS)
+def test_a_validly_signed_token_without_the_accounts_current_key_is_401(
+        client, user, other_user, token_key):
+    token = signed(claims_for(user, token_key=WRONG_KEYS[token_key](other_user)))
+    for path in ("/api/auth/me", "/api/conversations/"):
+        assert_error(client.get(path, headers=bearer(token)), 401, "unauthorized")
+
+
+ISSUED_CLAIMS = ("sub", "iat", "exp", "jti", "type", "token_key")
+
+
+def without(claims, name):
+    return {key: value for key, value in claims.items() if key != name}
+
+
+@pytest.mark.parametrize("claim", ISSUED_CLAIMS)
+def test_a_validly_signed_token_lacking_an_issued_claim_is_401_everywhere(
+        app, client, user, claim):
+    """Access-token routes (logout among them: without a `jti` it was a 500) and refresh."""
+    access = signed(without(claims_for(user), claim))
+    assert_refused_everywhere(app, client, bearer(access))
+    assert_error(client.post("/api/auth/logout", headers=bearer(access)), 401, "unauthorized")
+    refresh = signed(without(claims_for(user, type="refresh"), claim))
+    assert_error(client.post("/api/auth/refresh", headers=bearer(refresh)), 401, "unauthorized")
+
+
+def test_validly_signed_access_and_refresh_tokens_with_every_claim_are_accepted(client, user):
+    """The control for the test above and the next one."""
+    assert client.post("/api/auth/refresh", headers=bearer(
+        signed(claims_for(user, type="refresh")))).status_code == 200
+    assert client.post("/api/auth/logout", headers=bearer(
+        signed(claims_for(user)))).status_code == 200
+
+
+@pytest.mark.parametrize("claim,value", [
+    ("jti", 123), ("jti", ""), ("jti", None), ("jti", "x" * 65), ("jti", "a\x00b"),
+    ("jti", ["a"]), ("type", "id"), ("type", None), ("type", ["access"]),
+    ("exp", str(2 ** 31)), ("exp", 2.0 ** 31), ("exp", True), ("exp", None)])
+def test_a_validly_signed_token_with_a_claim_of_a_type_never_issued_is_401(
+        client, user, claim, value):
+    token = bearer(signed(claims_for(user, **{claim: value})))
+    assert_error(client.get("/api/auth/me", headers=token), 401, "unauthorized")
+    assert_error(client.post("/api/auth/logout", headers=token), 401, "unauthorized")
+
+
+@pytest.mark.parametrize("claim", ["jti", "exp", "type", "token_key"])
+def test_logout_naming_a_refresh_token_lacking_a_claim_is_422_and_revokes_nothing(
+        client, user, auth_headers, claim):
+    refresh = signed(without(claims_for(user, type="refresh"), claim))
+    response = client.post("/api/auth/logout", headers=auth_headers,
+                           json={"refresh_token": refresh})
+    body = assert_error(response, 422, "validation_error")
+    assert set(body["error"]["details"]) == {"refresh_token"}
+    assert client.get("/api/auth/me", headers=auth_headers).status_code == 200
 
 
 @pytest.mark.parametrize("issued_at", [None, "1700000000", 1.5e9, -10 ** 20, True])
