@@ -149,6 +149,47 @@ def test_the_capabilities_of_the_systemd_unit_are_enough_to_run_and_to_kill():
     assert (result["stdout"], result["exit_code"], result["timed_out"]) == ("ran\n", -9, True)
 
 
+IN_A_USER_NAMESPACE_WITHOUT_NESTED_ONES = """
+import ctypes, os, sys
+CLONE_NEWUSER = 0x10000000
+ready_read, ready_write = os.pipe()
+go_read, go_write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWUSER) != 0:
+        os._exit(90)
+    os.write(ready_write, b"x")
+    os.read(go_read, 1)
+    with open("/proc/sys/user/max_user_namespaces", "w") as limit:
+        limit.write("0")
+    os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
+os.read(ready_read, 1)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{pid}/{name}", "w") as mapping:
+        mapping.write("0 0 4294967295")
+os.write(go_write, b"x")
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+PROBE = """
+from chatapi.tools import sandbox
+settings = sandbox.Settings(python=sandbox.default_python(), bwrap=sandbox.default_bwrap())
+try:
+    sandbox.run("print(1)", "", 30, settings)
+except sandbox.IsolationUnavailable:
+    print("unavailable")
+"""
+
+
+def test_where_user_namespaces_are_refused_the_sandbox_is_unavailable():
+    """As on a host with user.max_user_namespaces = 0: the service, still root with every uid
+    mapped, in a user namespace where no nested one may be made."""
+    completed = subprocess.run(
+        [sys.executable, "-c", IN_A_USER_NAMESPACE_WITHOUT_NESTED_ONES, PROBE], cwd=PROJECT,
+        capture_output=True, text=True, timeout=60, check=True)
+    assert completed.stdout == "unavailable\n"
+    assert "Creating new namespace failed" in completed.stderr
+
+
 WAIT_UNDER_GEVENT = """
 from gevent import monkey
 monkey.patch_all()
