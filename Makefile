@@ -3,9 +3,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install run test lint demo bench
+.PHONY: install bwrap run test lint demo bench
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed bwrap
+
+# run_python's sandbox is bubblewrap (Debian package `bubblewrap`); without it the tool answers 503.
+bwrap:
+	@command -v bwrap >/dev/null || [ -x /usr/bin/bwrap ] || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		     apt-get install -y -qq --no-install-recommends bubblewrap; }; \
+	else \
+		echo "note: bwrap is missing, so run_python will answer 503;" \
+		     "install it as root: apt-get install bubblewrap"; \
+	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -50,11 +50,11 @@ TEXTS = {
         "用户名只能包含字母、数字、下划线、连字符和点，长度 3–32",
         "Username must be 3–32 letters, digits, _ - or ."),
     "sandbox_isolation_unavailable": (
-        "代码沙箱无法在本机隔离网络（需要以 root 运行并具备 CAP_SYS_ADMIN）；"
-        "运维可设置 SANDBOX_NETWORK_ISOLATION=off 放弃网络隔离",
-        "The code sandbox cannot isolate the network on this host (the service must run as "
-        "root with CAP_SYS_ADMIN); an operator may set SANDBOX_NETWORK_ISOLATION=off to run "
-        "without it"),
+        "代码沙箱在本机不可用（需要 bubblewrap、以 root 运行并允许用户命名空间）",
+        "The code sandbox is unavailable on this host (it needs bubblewrap, the service running "
+        "as root and user namespaces allowed)"),
+    "sandbox_busy": ("代码沙箱的所有运行槽位都在使用中，请稍后再试",
+                     "Every slot of the code sandbox is in use; try again shortly"),
 }
 
 

@@ -3,15 +3,15 @@ user switch and the namespaces, as the service does)."""
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
+from chatapi.tools import sandbox
+from chatapi.tools.code import sandbox_settings
+
 from .conftest import JWT_TEST_SECRET
-from .servers import PROJECT
-from .test_sandbox import sandbox_processes
+from .sandbox_processes import processes_of
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox switches user: needs root")
 SECRET_API_KEY = "zhipu-secret-" + "k" * 20
@@ -79,22 +79,22 @@ def test_the_script_sees_none_of_the_services_environment(client, auth_headers, 
         "except OSError as error:\n    print(type(error).__name__)\n")
     result = run_python(client, auth_headers, code=code)
     environment_line, service_environ = result["stdout"].splitlines()
-    assert set(json.loads(environment_line)) <= {"PATH", "LANG", "HOME", "TMPDIR"}
-    assert service_environ == "PermissionError"
+    assert set(json.loads(environment_line)) <= {"PATH", "LANG", "HOME", "TMPDIR", "PWD"}
+    assert service_environ == "FileNotFoundError"
     for secret in (JWT_TEST_SECRET, SECRET_API_KEY, "secret-pw"):
         assert secret not in result["stdout"] + result["stderr"]
 
 
 @needs_root
-def test_the_script_runs_as_an_unprivileged_user_in_a_private_directory_removed_after(
-        client, auth_headers):
-    code = ("import os\nstat = os.stat('.')\n"
-            "print(os.getuid(), os.getgid(), os.getgroups(), oct(stat.st_mode & 0o777), "
-            "stat.st_uid, os.getcwd())\n")
-    uid, gid, groups, mode, owner, workdir = run_python(
-        client, auth_headers, code=code)["stdout"].split()
-    assert (uid, gid, groups, mode, owner) == ("65534", "65534", "[]", "0o700", "65534")
-    assert not os.path.exists(workdir)
+def test_the_script_runs_under_a_uid_of_the_sandbox_range_in_a_private_work_dir(
+        client, auth_headers, app):
+    code = ("import os\n"
+            "print(os.getuid(), os.getgid(), os.getgroups(), os.getcwd(), os.listdir('.'))\n")
+    uid, gid, groups, workdir, listing = run_python(
+        client, auth_headers, code=code)["stdout"].split(" ", 4)
+    first = app.config["SANDBOX_FIRST_UID"]
+    assert first <= int(uid) < first + app.config["SANDBOX_UID_COUNT"]
+    assert (gid, groups, workdir, listing) == (uid, "[]", sandbox.WORKDIR, "['main.py']\n")
 
 
 @needs_root
@@ -121,7 +121,7 @@ def test_the_script_cannot_reach_a_listener_on_the_services_loopback(client, aut
 def test_a_script_that_never_ends_is_killed_at_its_timeout_with_every_process_it_started(
         client, auth_headers):
     code = ("import os, subprocess, time\n"
-            "print(os.getcwd(), flush=True)\n"
+            "print(os.getuid(), flush=True)\n"
             "if os.fork() == 0:\n"
             "    os.setsid()\n"
             "    subprocess.Popen(['sleep', '3600'])\n"
@@ -136,9 +136,9 @@ def test_a_script_that_never_ends_is_killed_at_its_timeout_with_every_process_it
     assert result["timed_out"] is True
     assert result["exit_code"] == -9
     assert 1.0 <= elapsed < 2.0
-    workdir = result["stdout"].splitlines()[0]
+    uid = int(result["stdout"].splitlines()[0])
     assert sorted(result["stdout"].splitlines()[1:]) == ["detached", "escaped"]
-    assert sandbox_processes(workdir) == []
+    assert processes_of(uid) == []
     assert_service_healthy(client, auth_headers)
 
 
@@ -192,41 +192,28 @@ def test_run_python_refuses_arguments_outside_its_schema(client, auth_headers):
         assert field in response.get_json()["error"]["details"]
 
 
-SERVICE_WITHOUT_CAP_SYS_ADMIN = """
-import json, sys
-from chatapi import create_app
-from tests.conftest import app_config
-database_url, isolation, headers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-app = create_app(app_config(database_url, SANDBOX_NETWORK_ISOLATION=isolation))
-response = app.test_client().post(
-    "/api/tools/run_python/execute", headers={**headers, "Accept-Language": "en"},
-    json={"code": "import os, socket; print(os.getuid()); socket.socket().connect_ex(('1', 1))"})
-print(json.dumps({"status": response.status_code, "body": response.get_json()}))
-"""
-
-
-def run_service_without_cap_sys_admin(database_url, isolation, headers):
-    """The service as a default container runs it: root, but without CAP_SYS_ADMIN, so it
-    cannot make namespaces."""
-    completed = subprocess.run(
-        ["setpriv", "--bounding-set=-sys_admin", "--", sys.executable, "-c",
-         SERVICE_WITHOUT_CAP_SYS_ADMIN, database_url, isolation, json.dumps(headers)],
-        cwd=PROJECT, capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(completed.stdout.splitlines()[-1])
+def test_without_bwrap_run_python_answers_503(make_app, auth_headers):
+    client = make_app(SANDBOX_BWRAP="/nonexistent/bwrap").test_client()
+    response = client.post("/api/tools/run_python/execute", json={"code": "print(1)"},
+                           headers={**auth_headers, "Accept-Language": "en"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "upstream_unavailable"
+    assert "bubblewrap" in response.get_json()["message"]
 
 
 @needs_root
-@pytest.mark.slow
-def test_without_network_isolation_run_python_answers_503_unless_the_operator_opts_out(
-        database_url, auth_headers):
-    refused = run_service_without_cap_sys_admin(database_url, "require", auth_headers)
-    assert refused["status"] == 503
-    assert refused["body"]["error"]["code"] == "upstream_unavailable"
-    assert "SANDBOX_NETWORK_ISOLATION=off" in refused["body"]["message"]
-
-    opted_out = run_service_without_cap_sys_admin(database_url, "off", auth_headers)
-    assert opted_out["status"] == 200
-    assert opted_out["body"]["data"]["result"]["stdout"] == "65534\n"
+def test_with_every_uid_of_the_range_running_run_python_answers_503_with_retry_after(
+        make_app, auth_headers, tmp_path):
+    app = make_app(SANDBOX_UID_COUNT=1, SANDBOX_LOCK_DIR=str(tmp_path))
+    with sandbox.uid_slot(sandbox_settings(app.config)):
+        response = app.test_client().post(
+            "/api/tools/run_python/execute", json={"code": "print(1)"},
+            headers={**auth_headers, "Accept-Language": "en"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.get_json()["message"] == (
+        "Every slot of the code sandbox is in use; try again shortly")
+    assert run_python(app.test_client(), auth_headers, code="print(1)")["stdout"] == "1\n"
 
 
 def regex_test(client, headers, **arguments):

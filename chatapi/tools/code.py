@@ -23,8 +23,10 @@ REGEX_FLAGS = {"IGNORECASE": regex.IGNORECASE, "MULTILINE": regex.MULTILINE,
 def sandbox_settings(config):
     return sandbox.Settings(
         python=config["SANDBOX_PYTHON"] or sandbox.default_python(),
-        uid=config["SANDBOX_UID"], gid=config["SANDBOX_GID"],
-        network_isolation=config["SANDBOX_NETWORK_ISOLATION"],
+        bwrap=config["SANDBOX_BWRAP"] or sandbox.default_bwrap(),
+        first_uid=config["SANDBOX_FIRST_UID"], uid_count=config["SANDBOX_UID_COUNT"],
+        lock_dir=config["SANDBOX_LOCK_DIR"],
+        tmpfs_bytes=config["SANDBOX_TMPFS_MB"] * sandbox.MIB,
         memory_bytes=config["SANDBOX_MEMORY_MB"] * sandbox.MIB,
         max_processes=config["SANDBOX_MAX_PROCESSES"],
         file_size_bytes=config["SANDBOX_FILE_SIZE_MB"] * sandbox.MIB,
@@ -37,6 +39,8 @@ def run_python(arguments, context):
                            sandbox_settings(context.config))
     except sandbox.IsolationUnavailable:
         raise UpstreamUnavailable("sandbox_isolation_unavailable") from None
+    except sandbox.SandboxBusy:
+        raise UpstreamUnavailable("sandbox_busy", headers={"Retry-After": "1"}) from None
 
 
 RUN_PYTHON = Tool(
