@@ -21,6 +21,7 @@ from queue import Queue
 
 from .. import strict_json
 from ..errors import ApiError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed
+from ..texts import TEXTS
 from .compute_worker import HEADER
 
 # What a worker may answer, at most; its own cap (the result's JSON) is a little lower.
@@ -201,7 +202,7 @@ def outcome(answer):
         error = decoded.get("error")
         result = decoded["result"] if error is None else None
         failure = None if error is None else ERRORS_BY_STATUS.get(error["status"], ApiError)(
-            error["text_key"], error["details"])
+            error["text_key"] if error["text_key"] in TEXTS else None, error["details"])
     except (ValueError, KeyError, TypeError, AttributeError) as unreadable:
         raise ApiError() from unreadable
     if failure is not None:
