@@ -100,6 +100,16 @@ def surrogates_replaced(value):
     return value
 
 
+def checked(value):
+    """`value` as strict JSON out: lone surrogates replaced by U+FFFD; NotStrictJSON when it
+    holds NaN or Infinity. Checked by the C encoder, faster than a walk in Python."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError as error:
+        raise NotStrictJSON(str(error)) from None
+    return surrogates_replaced(value) if SURROGATE_ESCAPE.search(text) else value
+
+
 def is_finite(root):
     """False when a float anywhere in root is NaN or infinite."""
     stack = [root]

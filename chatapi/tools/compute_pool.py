@@ -12,6 +12,7 @@ import atexit
 import os
 import pickle
 import select
+import struct
 import subprocess
 import sys
 import threading
@@ -22,8 +23,9 @@ from queue import Queue
 from .. import strict_json
 from ..errors import ApiError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed
 from ..texts import TEXTS
-from .compute_worker import HEADER
 
+# Frames on the pipes: a 4-byte big-endian length, then the bytes (compute_worker.py).
+HEADER = struct.Struct(">I")
 # What a worker may answer, at most; its own cap (the result's JSON) is a little lower.
 RESULT_MAX_BYTES = 4 * 1024 * 1024
 FRAME_SLACK_BYTES = 64 * 1024

@@ -9,18 +9,19 @@ import logging
 import os
 import pickle
 import resource
-import struct
 import sys
 import threading
 import time
 
 from .. import strict_json
 from ..errors import ApiError
+from .compute_pool import HEADER
 
 log = logging.getLogger("chatapi.compute")
 
-HEADER = struct.Struct(">I")
 PARENT_CHECK_SECONDS = 1.0
+# Computations yield the CPU to the web worker that serves every other request and stream.
+NICENESS = 10
 
 
 def read_frame(stream):
@@ -89,6 +90,7 @@ def main(memory_megabytes, result_max_bytes):
     sys.stdout = sys.stderr  # a stray print must not break the framing
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    os.nice(NICENESS)
     # What the calls use, imported before the first one and before the memory cap.
     from . import code, crawler, csv_summary, data  # noqa: F401
     limit_memory(memory_megabytes)

@@ -11,7 +11,7 @@ from ..errors import ValidationFailed
 MAX_ROWS = 100_000
 # A one-row CSV of a million empty columns is 1 MB of text but a 72 MB summary.
 MAX_COLUMNS = 1_000
-MAX_CELLS = 1_000_000
+MAX_CELLS = 500_000
 MAX_GROUPS = 100
 TOP_VALUES = 5
 SNIFF_SAMPLE_CHARS = 4096

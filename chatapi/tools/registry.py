@@ -105,12 +105,14 @@ class Registry:
         checked = tool.arguments_checked(arguments)
         started = time.perf_counter()
         result = tool.handler(checked, context)
-        if not strict_json.is_finite(result):
+        try:
+            # Text that is not Unicode (a search engine's answer may hold a lone surrogate)
+            # could be neither stored nor streamed: replaced.
+            result = strict_json.checked(result)
+        except strict_json.NotStrictJSON:
             log.error("tool %s answered NaN or Infinity", name)
-            raise ApiError()
-        # Text that is not Unicode (a search engine's answer may hold a lone surrogate) could
-        # be neither stored nor streamed.
-        return {"tool": name, "result": strict_json.surrogates_replaced(result),
+            raise ApiError() from None
+        return {"tool": name, "result": result,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
