@@ -36,12 +36,15 @@ def any_unicode(schema):
     return from_schema(schema, codec=None)  # codec=None: surrogates too; NUL is allowed
 
 
-ANY_TEXT = any_unicode({"type": "string"})
+# Lone surrogates and NUL are a few in a million code points: drawn on purpose as well.
+SPECIAL_CHARACTERS = st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff", "\x00"])
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()) | SPECIAL_CHARACTERS)
 ANY_JSON = st.recursive(
     st.none() | st.booleans() | any_unicode({"type": "integer"})
     | any_unicode({"type": "number"}) | ANY_TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
     max_leaves=12)
+INSERTIONS = st.lists(st.tuples(st.integers(0, 10 ** 6), SPECIAL_CHARACTERS), max_size=2)
 
 
 def from_object_schema(schema):
@@ -59,21 +62,41 @@ def from_object_schema(schema):
                   if name not in required})
 
 
+def inserted(arguments, insertions):
+    """Each (position, character) put into one of the string arguments, chosen by position."""
+    names = sorted(name for name, value in arguments.items() if isinstance(value, str))
+    for position, character in insertions if names else ():
+        name = names[position % len(names)]
+        text = arguments[name]
+        at = position % (len(text) + 1)
+        arguments = {**arguments, name: text[:at] + character + text[at:]}
+    return arguments
+
+
 def arguments_of(tool_name, site):
-    arguments = from_object_schema(TOOLS[tool_name].parameters)
+    arguments = st.builds(inserted, from_object_schema(TOOLS[tool_name].parameters), INSERTIONS)
     if tool_name not in FETCH_TOOLS:
         return arguments
-    local = any_unicode({"type": "string", "maxLength": 40}).map(lambda rest: site.url("/" + rest))
-    return st.tuples(arguments, local).map(lambda pair: {**pair[0], "url": pair[1]})
+    # The URL's host is the local site's; only what follows it is drawn.
+    path = st.builds(inserted, st.fixed_dictionaries({"path": any_unicode(
+        {"type": "string", "maxLength": 40})}), INSERTIONS).map(lambda drawn: drawn["path"])
+    return st.builds(lambda drawn, rest: {**drawn, "url": site.url("/" + rest)},
+                     arguments, path)
 
 
-def has_lone_surrogate(value):
+def has_lone_surrogate(arguments):
+    """After the trip through JSON, where two escapes of a high and a low surrogate in a row
+    are one character."""
+    return holds_lone_surrogate(json.loads(json.dumps(arguments)))
+
+
+def holds_lone_surrogate(value):
     if isinstance(value, str):
         return any(0xD800 <= ord(character) <= 0xDFFF for character in value)
     if isinstance(value, list):
-        return any(map(has_lone_surrogate, value))
+        return any(map(holds_lone_surrogate, value))
     if isinstance(value, dict):
-        return any(has_lone_surrogate(key) or has_lone_surrogate(item)
+        return any(holds_lone_surrogate(key) or holds_lone_surrogate(item)
                    for key, item in value.items())
     return False
 
