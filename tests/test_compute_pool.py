@@ -111,9 +111,9 @@ def test_a_csv_over_max_columns_is_422_naming_csv(client, auth_headers):
 def test_a_one_row_csv_of_a_million_columns_is_refused_quickly(client, auth_headers):
     started = time.perf_counter()
     response = client.post("/api/tools/csv_analyze/execute", headers=auth_headers,
-                           json={"csv": "," * 999_999})
+                           json={"csv": "a" + "," * 999_998})
     assert response.status_code == 422
-    assert "csv" in response.get_json()["error"]["details"]
+    assert "999,999 columns" in response.get_json()["error"]["details"]["csv"][0]
     assert time.perf_counter() - started < 10
 
 
