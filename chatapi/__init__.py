@@ -7,7 +7,7 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, http, postgres, security_headers
+from . import cli, errors, http, postgres, security_headers, strict_json
 from .api import register_blueprints
 from .config import Config, jwt_secret_kept_in
 from .glm import GLMClient
@@ -17,6 +17,7 @@ from .services.answer_slots import answer_slots
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
 from .tools import default_registry
+from .tools.compute_pool import compute_pool
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 def create_app(config=None):
     app = Flask(__name__, static_folder=None)
+    app.json = strict_json.StrictJSONProvider(app)
     app.config.update(Config.from_env())
     app.config.update(config or {})
     configure(app)
@@ -98,6 +100,7 @@ def register_extensions(app):
     app.extensions["chatapi.revocations"] = revocation_store(app.config)
     app.extensions["chatapi.glm"] = GLMClient(app.config)
     app.extensions["chatapi.tools"] = default_registry()
+    app.extensions["chatapi.compute"] = compute_pool(app.config)
     app.extensions["chatapi.rate_limiter"] = RateLimiter(
         app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"],
         app.config["REDIS_TIMEOUT"])

@@ -1,6 +1,5 @@
 """The only importer of zhipuai: one SDK client per worker process, and every SDK or transport
 failure turned into the project's 502/503/504 errors (GLM-PROTOCOL.md)."""
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from zhipuai.core._errors import (APIAuthenticationError, APIConnectionError,
                                   APIReachLimitError, APIServerFlowExceedError, APIStatusError,
                                   APITimeoutError, ZhipuAIError)
 
+from . import strict_json
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .glm_transport import GLMTransport
 
@@ -195,7 +195,7 @@ def chunks_of(response):
         if data.startswith(b"[DONE]"):
             return
         try:
-            chunk = json.loads(data)
+            chunk = strict_json.loads_replacing_surrogates(data)
         except ValueError as error:
             raise UpstreamError(details={"provider_error": "unreadable stream chunk"}) from error
         if isinstance(chunk, dict) and (chunk.get("error") or event == b"error"):

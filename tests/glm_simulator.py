@@ -39,6 +39,8 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
 - ``[[no_finish]]``: the stream ends with ``[DONE]`` but no chunk has a finish_reason or usage
   (non-streaming: ``finish_reason: null``).
 - ``[[echo]]``: the reply text is the request body received, as one line of JSON.
+- ``[[lone_surrogate]]``: the reply text ends with a lone UTF-16 surrogate (U+D800), which the
+  JSON on the wire carries as the escape ``\ud800`` (valid JSON syntax, not Unicode text).
 
 Streams send their headers at once, then ``data: <chunk>\\n\\n`` lines and ``data: [DONE]``. Every
 delta has ``role: "assistant"``; only the last chunk has ``finish_reason`` and ``usage``
@@ -146,8 +148,13 @@ class Connection:
         raise ClientGone("simulated drop")
 
 
+def wire_json(value):
+    """UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate) written as its \\u escape."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
 def json_response(start_response, status, payload):
-    body = json.dumps(payload, ensure_ascii=False).encode()
+    body = wire_json(payload)
     start_response(status_line(status), [
         ("Content-Type", "application/json; charset=utf-8"),
         ("Content-Length", str(len(body)))])
@@ -255,6 +262,8 @@ class Answer:
         thinking = (body.get("thinking") or {}).get("type") == "enabled"
         thoughts = markers.value("think", 0, int) if thinking else 0
         text = reply_text(body, markers, self.calls, tool_results)
+        if markers.has("lone_surrogate"):
+            text += "\ud800"
         pieces = split_reply(text, markers.value("chunks", None, int))
         self.deltas = ([{"reasoning_content": f"t{i} "} for i in range(thoughts)]
                        + [{"content": piece} for piece in pieces])
@@ -382,7 +391,7 @@ class Simulator:
                                                    "choices": [choice], "usage": answer.usage})
 
     def stream(self, chunks, markers, record, connection, write):
-        events = [f"data: {json.dumps(c, ensure_ascii=False)}\n\n".encode() for c in chunks]
+        events = [b"data: " + wire_json(c) + b"\n\n" for c in chunks]
         events.append(b"data: [DONE]\n\n")
         error_at = markers.value("stream_error", None, int)
         if error_at is not None:

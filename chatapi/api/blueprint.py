@@ -1,15 +1,16 @@
 """flask-smorest's Blueprint with a stricter JSON body (any body that is present must be a
-JSON object of standard JSON, else 400, whatever Content-Type the client sent, and at most
-MAX_CONTENT_LENGTH bytes, else 413, whether or not it declared its length), and with every
-error status an operation can answer documented in its OpenAPI responses."""
-import json
-import math
+JSON object of strict JSON, else 400, whatever Content-Type the client sent; its text Unicode,
+else 422 naming where; at most MAX_CONTENT_LENGTH bytes, else 413, whether or not it declared
+its length), and with every error status an operation can answer documented in its OpenAPI
+responses."""
 from http import HTTPStatus
 
 import flask_smorest
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from .. import strict_json
 
 # Any operation: an unexpected failure (500), or the database unreachable or its pool
 # exhausted (503).
@@ -21,18 +22,6 @@ BODY_ERRORS = (400, 413, 422)
 QUERY_ERRORS = (422,)
 
 
-def refuse_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-def finite_float(text):
-    """1e400 would be read as infinity, which no JSON answer can carry back."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is beyond the range of a double")
-    return value
-
-
 class JsonObjectParser(FlaskParser):
     def _raw_load_json(self, req):
         raw = req.get_data(cache=True)
@@ -41,11 +30,13 @@ class JsonObjectParser(FlaskParser):
         if not raw.strip():
             return core.missing
         try:
-            # Python's json takes NaN and Infinity, and reads 1e400 as infinity (they would
-            # come back in a response no client can parse); integers over 4,300 digits and
-            # very deep nesting raise ValueError and RecursionError.
-            body = json.loads(raw.decode("utf-8"), parse_constant=refuse_constant,
-                              parse_float=finite_float)
+            # Integers over 4,300 digits and very deep nesting raise ValueError and
+            # RecursionError too.
+            body = strict_json.loads(raw.decode("utf-8"))
+        except strict_json.LoneSurrogate as error:
+            # Valid JSON syntax, but not text: no database, encoder or tool can take it.
+            abort(422, messages={"json": {strict_json.path_text(error.path) or "_schema": [
+                "Must be valid Unicode text (no lone surrogates)."]}})
         except (UnicodeDecodeError, ValueError, RecursionError):
             abort(400, messages={"json": ["Invalid JSON body."]})
         if not isinstance(body, dict):

@@ -28,7 +28,8 @@ def exchange_runner(exchange):
     registry = current_app.extensions["chatapi.tools"]
     context = tool_context()
     rounds = current_app.config["TOOL_MAX_ROUNDS"]
-    return lambda: chat.run(exchange, glm, registry, context, rounds)
+    limiter = current_app.extensions["chatapi.rate_limiter"]
+    return lambda: chat.run(exchange, glm, registry, context, rounds, limiter)
 
 
 @blp.route("/<conversation_id>", methods=["GET"])

@@ -33,8 +33,9 @@ message_schema = MessageSchema()
 _END = object()
 
 
-# One encoder for every event: json.dumps with options builds a new one per call.
-to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# One encoder for every event: json.dumps with options builds a new one per call. NaN and
+# Infinity raise, as in every JSON response (chatapi/strict_json.py).
+to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def event(kind, data):

@@ -18,7 +18,8 @@ def registry():
 
 def tool_context():
     return ToolContext(config=current_app.config, language="en" if wants_english() else "zh",
-                       glm=current_app.extensions["chatapi.glm"])
+                       glm=current_app.extensions["chatapi.glm"],
+                       compute=current_app.extensions["chatapi.compute"].run)
 
 
 @blp.route("/", methods=["GET"])

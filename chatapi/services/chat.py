@@ -1,14 +1,15 @@
 """One exchange with GLM: store the user's message, ask the model (running tools it calls),
 store the answer once at the end — completed, incomplete or error."""
-import json
 import logging
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
-from ..errors import ApiError, UpstreamError
+from .. import strict_json
+from ..errors import ApiError, RateLimited, UpstreamError
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
 from ..models import Message
@@ -145,9 +146,10 @@ def cancel_live_exchanges():
         exchange.cancel()
 
 
-def run(exchange, glm, registry, tool_context, max_rounds):
+def run(exchange, glm, registry, tool_context, max_rounds, limiter):
     """Yield ("thinking"|"text"|"tool_call"|"tool_result", data) as the answer unfolds. Raises
-    ApiError when the provider fails; the exchange keeps the partial answer."""
+    ApiError when the provider fails; the exchange keeps the partial answer. The tools the
+    model runs count in the user's tool budget (TOOL_RATE_LIMIT), as direct runs do."""
     for round_number in range(max_rounds + 1):
         offered = exchange.tools if round_number < max_rounds else None
         round_text, calls = [], []
@@ -177,13 +179,15 @@ def run(exchange, glm, registry, tool_context, max_rounds):
             return
         exchange.wire.append({"role": "assistant", "content": "".join(round_text) or None,
                               "tool_calls": [wire_call(call) for call in calls]})
-        for call in calls:
+        for position, call in enumerate(calls):
             if exchange.cancelled:
                 return
-            arguments = parse_arguments(call.arguments)
+            arguments, problem = parse_arguments(call.arguments)
             yield "tool_call", {"id": call.id, "name": call.name,
                                 "arguments": arguments if arguments is not None else {}}
-            record = run_tool(registry, tool_context, call, arguments)
+            admit = partial(admit_tool_run, limiter, tool_context.config, exchange.user_id,
+                            position)
+            record = run_tool(registry, tool_context, call, arguments, problem, admit)
             exchange.tool_calls.append(record)
             yield "tool_result", {key: record[key] for key in
                                   ("id", "name", "result", "status", "duration_ms")}
@@ -237,23 +241,38 @@ def wire_call(call):
 
 
 def parse_arguments(raw):
+    """(the arguments, None), or (None, why not): they must be a JSON object of strict JSON,
+    as a request body must; NaN stored in a message would make its conversation's message
+    list unreadable JSON."""
     try:
-        arguments = json.loads(raw or "{}")
-    except json.JSONDecodeError:
-        return None
-    return arguments if isinstance(arguments, dict) else None
+        arguments = strict_json.loads(raw or "{}")
+    except (ValueError, RecursionError) as error:
+        return None, f"arguments are not a valid JSON object: {error}"
+    if not isinstance(arguments, dict):
+        return None, "arguments are not a valid JSON object"
+    return arguments, None
 
 
-def run_tool(registry, tool_context, call, arguments):
-    """A failing tool becomes an error result the model sees, never a crash."""
+def admit_tool_run(limiter, config, user_id, position):
+    """Raises RateLimited for a call past the round's cap, or when the user's tool budget is
+    spent (the same counter as POST /api/tools/{name}/execute); else counts this run."""
+    if position >= config["TOOL_MAX_CALLS_PER_ROUND"]:
+        raise RateLimited("too_many_tool_calls", details={
+            "max_calls_per_round": config["TOOL_MAX_CALLS_PER_ROUND"]})
+    if config["TOOL_RATE_LIMIT"]:
+        limiter.take(config["TOOL_RATE_LIMIT"], "tools", user_id)
+
+
+def run_tool(registry, tool_context, call, arguments, problem, admit):
+    """A failing or refused tool becomes an error result the model sees, never a crash."""
     started = time.perf_counter()
     record = {"id": call.id, "name": call.name,
               "arguments": arguments if arguments is not None else {}}
     if arguments is None:
-        result, status = {"error": "arguments are not a valid JSON object",
-                          "arguments": call.arguments}, "error"
+        result, status = {"error": problem, "arguments": call.arguments}, "error"
     else:
         try:
+            admit()
             result = registry.execute(call.name, arguments, tool_context)["result"]
             status = "ok"
         except ApiError as error:

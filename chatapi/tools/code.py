@@ -123,20 +123,27 @@ def worst_case_size(pattern, flags):
 
 
 def regex_test(arguments, context):
+    return context.compute(regex_matches, arguments["pattern"], arguments["text"],
+                           arguments["flags"], arguments["max_matches"])
+
+
+def regex_matches(pattern, text, flag_names, max_matches):
+    """Run in the compute pool: the regex timeout bounds the CPU time of a match, but each
+    such half second on the event loop would stall every stream of the worker."""
     flags = 0
-    for name in arguments["flags"]:
+    for name in flag_names:
         flags |= REGEX_FLAGS[name]
-    if worst_case_size(arguments["pattern"], flags) > MAX_UNROLLED_ITEMS:
+    if worst_case_size(pattern, flags) > MAX_UNROLLED_ITEMS:
         raise ValidationFailed(details={"pattern": [
             f"counted repeats unroll to more than {MAX_UNROLLED_ITEMS} items"]})
     try:
-        pattern = regex.compile(arguments["pattern"], flags)
+        compiled = regex.compile(pattern, flags)
     except regex.error as error:
         raise ValidationFailed(details={"pattern": [f"invalid pattern: {error}"]}) from None
     matches, truncated = [], False
     try:
-        for found in pattern.finditer(arguments["text"], timeout=REGEX_TIMEOUT_SECONDS):
-            if len(matches) == arguments["max_matches"]:
+        for found in compiled.finditer(text, timeout=REGEX_TIMEOUT_SECONDS):
+            if len(matches) == max_matches:
                 truncated = True
                 break
             matches.append(described(found))

@@ -65,20 +65,20 @@ def codec_for(label):
         return None
 
 
-def decoded(page):
+def decoded(body, charset, content_type):
     """The body as text: the header's charset, else a <meta> charset, else UTF-8 when it
     decodes, else charset_normalizer's guess."""
-    declared = codec_for(page.charset)
-    if declared is None and page.content_type in HTML_TYPES:
-        match = META_CHARSET.search(page.body[:4096])
+    declared = codec_for(charset)
+    if declared is None and content_type in HTML_TYPES:
+        match = META_CHARSET.search(body[:4096])
         declared = codec_for(match.group(1).decode("ascii") if match else None)
     if declared is not None:
-        return page.body.decode(declared, errors="replace")
+        return body.decode(declared, errors="replace")
     try:
-        return page.body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError:
-        guess = charset_normalizer.from_bytes(page.body).best()
-        return str(guess) if guess is not None else page.body.decode("utf-8", errors="replace")
+        guess = charset_normalizer.from_bytes(body).best()
+        return str(guess) if guess is not None else body.decode("utf-8", errors="replace")
 
 
 def parsed_html(text):
@@ -158,15 +158,22 @@ def page_title(document):
 
 def fetch_webpage(arguments, context):
     page = fetched(arguments["url"], context.config)
-    text, title = decoded(page), None
-    if page.content_type in HTML_TYPES:
+    content = context.compute(page_content, page.body, page.charset, page.content_type,
+                              arguments["max_chars"])
+    return {"url": page.url, "status": page.status, "content_type": page.content_type or None,
+            "title": content["title"], "text": content["text"],
+            "truncated": page.truncated or content["truncated"]}
+
+
+def page_content(body, charset, content_type, max_chars):
+    """Run in the compute pool (decoding, parsing and walking megabytes of markup take
+    seconds of CPU): the title and the first max_chars of the readable text."""
+    text, title = decoded(body, charset, content_type), None
+    if content_type in HTML_TYPES:
         document = parsed_html(text)
         title = page_title(document) if document is not None else None
         text = readable_text(main_content(without_noise(document))) if document is not None else ""
-    max_chars = arguments["max_chars"]
-    return {"url": page.url, "status": page.status, "content_type": page.content_type or None,
-            "title": title, "text": text[:max_chars],
-            "truncated": page.truncated or len(text) > max_chars}
+    return {"title": title, "text": text[:max_chars], "truncated": len(text) > max_chars}
 
 
 def link_text(anchor):
@@ -193,16 +200,24 @@ def page_links(document, page_url):
 
 def extract_links(arguments, context):
     page = fetched(arguments["url"], context.config)
-    document = parsed_html(decoded(page)) if page.content_type in HTML_TYPES else None
-    host = (urlsplit(page.url).hostname or "").lower()
+    links = context.compute(page_link_list, page.body, page.charset, page.content_type,
+                            page.url, arguments["same_domain"], arguments["limit"])
+    return {"url": page.url, **links}
+
+
+def page_link_list(body, charset, content_type, page_url, same_domain, limit):
+    """Run in the compute pool: the page's first `limit` links, and how many it has."""
+    document = (parsed_html(decoded(body, charset, content_type))
+                if content_type in HTML_TYPES else None)
+    host = (urlsplit(page_url).hostname or "").lower()
     texts = {}
-    for url, text in (page_links(document, page.url) if document is not None else ()):
-        if arguments["same_domain"] and (urlsplit(url).hostname or "").lower() != host:
+    for url, text in (page_links(document, page_url) if document is not None else ()):
+        if same_domain and (urlsplit(url).hostname or "").lower() != host:
             continue
         if not texts.get(url):
             texts[url] = text
     links = [{"url": url, "text": text} for url, text in texts.items()]
-    return {"url": page.url, "links": links[:arguments["limit"]], "total": len(links)}
+    return {"links": links[:limit], "total": len(links)}
 
 
 FETCH_WEBPAGE = Tool(

@@ -9,6 +9,9 @@ from datetime import datetime
 from ..errors import ValidationFailed
 
 MAX_ROWS = 100_000
+# A one-row CSV of a million empty columns is 1 MB of text but a 72 MB summary.
+MAX_COLUMNS = 1_000
+MAX_CELLS = 500_000
 MAX_GROUPS = 100
 TOP_VALUES = 5
 SNIFF_SAMPLE_CHARS = 4096
@@ -51,7 +54,8 @@ def sniffed_delimiter(text):
 
 def read(text, delimiter, max_rows):
     """(header, rows of stripped cells with None for empty/NA, truncated). Short rows are
-    padded with None, cells beyond the header ignored, blank lines skipped."""
+    padded with None, cells beyond the header ignored, blank lines skipped; rows past
+    MAX_CELLS cells are left out like those past max_rows."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header, rows, truncated = None, [], False
     try:
@@ -61,6 +65,11 @@ def read(text, delimiter, max_rows):
                 continue
             if header is None:
                 header = column_names(cells)
+                if len(header) > MAX_COLUMNS:
+                    raise ValidationFailed(details={"csv": [
+                        f"the header has {len(header):,} columns; at most {MAX_COLUMNS:,} "
+                        "can be analysed"]})
+                max_rows = min(max_rows, MAX_CELLS // len(header))
                 continue
             if len(rows) == max_rows:
                 truncated = True
@@ -134,9 +143,19 @@ def dates(present):
 
 
 def statistics(values):
-    total = sum(values) if isinstance(values[0], int) else math.fsum(values)
-    return {"count": len(values), "mean": total / len(values), "min": min(values),
-            "max": max(values), "sum": total}
+    """A sum beyond the range of a double is null (JSON has no Infinity); the mean, a sum of
+    fractions, still fits."""
+    if isinstance(values[0], int):
+        total = sum(values)
+        mean = total / len(values)
+    else:
+        try:
+            total = math.fsum(values)
+            mean = total / len(values)
+        except OverflowError:
+            total, mean = None, math.fsum(value / len(values) for value in values)
+    return {"count": len(values), "mean": mean, "min": min(values), "max": max(values),
+            "sum": total}
 
 
 PARSERS = {"integer": int, "number": float}

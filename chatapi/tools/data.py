@@ -1,5 +1,4 @@
 """data tools: calculator, unit_convert, json_query, csv_analyze."""
-import json
 import math
 import re
 import time
@@ -11,9 +10,10 @@ import jmespath
 import pint
 from jmespath.visitor import TreeInterpreter
 
+from .. import strict_json
 from ..errors import ValidationFailed
 from .arithmetic import CalculationError, calculate
-from .csv_summary import MAX_ROWS, summarize
+from .csv_summary import MAX_CELLS, MAX_COLUMNS, MAX_ROWS, summarize
 from .registry import Tool
 
 
@@ -199,29 +199,32 @@ def leaf_size(value):
     return 1 + len(value) // 16 if isinstance(value, str) else 1
 
 
-def json_query(arguments, _context):
-    data = arguments["data"]
+def json_query(arguments, context):
+    return {"result": context.compute(query_result, arguments["data"], arguments["expression"])}
+
+
+def query_result(data, expression):
+    """Run in the compute pool: the document, the query and its result are strict JSON."""
     if isinstance(data, str):
         data = parsed_json(data)
     try:
-        expression = jmespath.compile(arguments["expression"])
-        return {"result": BoundedInterpreter().visit(expression.parsed, data)}
+        result = BoundedInterpreter().visit(jmespath.compile(expression).parsed, data)
     except (jmespath.exceptions.JMESPathError, QueryTooExpensive) as error:
         raise ValidationFailed(details={"expression": [one_line(error)]}) from None
     except RecursionError:
         raise ValidationFailed(details={"expression": ["nested too deeply"]}) from None
+    if not strict_json.is_finite(result):  # sum() and avg() of large numbers overflow
+        raise ValidationFailed(details={"expression": [
+            "the result holds a number beyond the range of a double"]})
+    return result
 
 
 def parsed_json(text):
     try:
-        return json.loads(text, parse_constant=refuse_constant)
+        return strict_json.loads(text)
     except (ValueError, RecursionError) as error:
-        raise ValidationFailed(details={"data": [f"a string must be JSON text: {error}"]},
-                               ) from None
-
-
-def refuse_constant(name):
-    raise ValueError(f"{name} is not JSON")
+        raise ValidationFailed(details={"data": [
+            f"a string must be strict JSON text: {one_line(error)}"]}) from None
 
 
 def one_line(error):
@@ -249,9 +252,9 @@ JSON_QUERY = Tool(
 )
 
 
-def csv_analyze(arguments, _context):
-    return summarize(arguments["csv"], arguments.get("delimiter"), arguments.get("group_by"),
-                     arguments["max_rows"])
+def csv_analyze(arguments, context):
+    return context.compute(summarize, arguments["csv"], arguments.get("delimiter"),
+                           arguments.get("group_by"), arguments["max_rows"])
 
 
 CSV_ANALYZE = Tool(
@@ -261,7 +264,8 @@ CSV_ANALYZE = Tool(
         "Summarize CSV text whose first row is a header: row count, and per column its type "
         "(integer, number, boolean, date, text), non-empty and distinct counts, count/mean/"
         "min/max/sum for numbers, min/max for dates, the 5 most frequent values otherwise; "
-        "with group_by, the rows and numeric statistics per value of that column."),
+        "with group_by, the rows and numeric statistics per value of that column. At most "
+        f"{MAX_COLUMNS} columns; rows past {MAX_CELLS:,} cells are left out (truncated)."),
     parameters={
         "type": "object",
         "properties": {

@@ -1,12 +1,16 @@
 """The tools: one definition each (name, category, description, JSON Schema, timeout, handler),
 the single source for /api/tools and for what the model is offered."""
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from jsonschema import Draft202012Validator
 
-from ..errors import NotFound, ValidationFailed
+from .. import strict_json
+from ..errors import ApiError, NotFound, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 CATEGORIES = ("crawler", "code", "data", "weather")
 
@@ -14,11 +18,13 @@ CATEGORIES = ("crawler", "code", "data", "weather")
 @dataclass(frozen=True)
 class ToolContext:
     """What a handler may know of its surroundings: settings, the caller's language ("zh" or
-    "en") and the GLM client. Never Flask's request."""
+    "en"), the GLM client, and `compute(function, *arguments)`, which runs CPU-heavy work off
+    the event loop (the compute pool). Never Flask's request."""
 
     config: Any
     language: str = "zh"
     glm: Any = None
+    compute: Callable = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,13 @@ class Registry:
         checked = tool.arguments_checked(arguments)
         started = time.perf_counter()
         result = tool.handler(checked, context)
+        try:
+            # Text that is not Unicode (a search engine's answer may hold a lone surrogate)
+            # could be neither stored nor streamed: replaced.
+            result = strict_json.checked(result)
+        except strict_json.NotStrictJSON:
+            log.error("tool %s answered NaN or Infinity", name)
+            raise ApiError() from None
         return {"tool": name, "result": result,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
 

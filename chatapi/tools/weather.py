@@ -1,11 +1,11 @@
 """weather tools: current_weather and weather_forecast, on Open-Meteo (geocoding for city
 names, then the forecast API). The base URLs are the operator's settings, never the caller's."""
-import json
 import math
 import time
 
 import requests
 
+from .. import strict_json
 from ..errors import UpstreamError, UpstreamTimeout, ValidationFailed
 from .registry import Tool
 from .wmo_codes import describe
@@ -137,8 +137,9 @@ def fetched(url, parameters, deadline, service):
     except requests.RequestException:
         raise UpstreamError(details={"service": service}) from None
     try:
-        answer = json.loads(body)
-    except ValueError:
+        # Strict: a NaN temperature would reach the client as a token no JSON parser reads.
+        answer = strict_json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):
         answer = None
     if response.status_code != 200:
         reason = answer.get("reason") if isinstance(answer, dict) else None

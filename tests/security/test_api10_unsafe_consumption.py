@@ -29,7 +29,7 @@ def model_app(make_app, glm_simulator, site):
     glm_simulator.reset()
     return make_app(ZHIPUAI_API_KEY=API_KEY, GLM_BASE_URL=glm_simulator.base_url,
                     GLM_READ_TIMEOUT=5.0, FETCH_ALLOWED_HOSTS=[site.host],
-                    TOOL_RESULT_MAX_CHARS=300)
+                    TOOL_RESULT_MAX_CHARS=300, TOOL_MAX_CALLS_PER_ROUND=20)
 
 
 @pytest.fixture

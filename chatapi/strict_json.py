@@ -1,0 +1,134 @@
+"""Strict JSON in and out (RFC 8259 as I-JSON, RFC 7493, reads it): no NaN or Infinity, no
+number beyond a double, no lone UTF-16 surrogate. Python's json module reads all of these
+(1e400 as infinity, "\\ud800" as a string no UTF-8 encoder can write) and writes NaN and
+Infinity back as tokens no other parser reads."""
+import json
+import math
+import re
+
+from flask.json.provider import DefaultJSONProvider
+
+# A lone surrogate can only enter through an escape: UTF-8 itself cannot encode one, so text
+# without such an escape needs no walk.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NotStrictJSON(ValueError):
+    """Standard JSON syntax that strict JSON refuses."""
+
+
+class LoneSurrogate(NotStrictJSON):
+    """A string (a key or a value) that is not Unicode text; `path` names where."""
+
+    def __init__(self, path):
+        super().__init__(f"a lone surrogate at {path_text(path) or 'the top level'}")
+        self.path = path
+
+
+def refuse_constant(name):
+    raise NotStrictJSON(f"{name} is not JSON")
+
+
+def finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotStrictJSON(f"{text} is beyond the range of a double")
+    return value
+
+
+def loads(text):
+    """The value of strict JSON text. Raises ValueError (NotStrictJSON, or LoneSurrogate for
+    text that is not Unicode) and RecursionError (nesting deeper than the parser goes)."""
+    value = json.loads(text, parse_constant=refuse_constant, parse_float=finite_float)
+    if SURROGATE_ESCAPE.search(text):
+        path = lone_surrogate_path(value)
+        if path is not None:
+            raise LoneSurrogate(path)
+    return value
+
+
+def loads_replacing_surrogates(data):
+    """The value of JSON bytes from a peer we cannot refuse (the model's stream), its lone
+    surrogates replaced by U+FFFD, so what it said can still be streamed and stored as UTF-8."""
+    value = json.loads(data)
+    return surrogates_replaced(value) if SURROGATE_ESCAPE_BYTES.search(data) else value
+
+
+def is_text(value):
+    return value.isascii() or LONE_SURROGATE.search(value) is None
+
+
+def children(value):
+    if isinstance(value, dict):
+        return value.items()
+    if isinstance(value, list):
+        return enumerate(value)
+    return ()
+
+
+def lone_surrogate_path(root):
+    """The keys and indexes leading to the first string or key that is not Unicode text."""
+    stack = [((), root)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not is_text(value):
+                return list(path)
+            continue
+        for key, child in children(value):
+            if isinstance(key, str) and not is_text(key):
+                return [*path, key]
+            stack.append(((*path, key), child))
+    return None
+
+
+def path_text(path):
+    """`data.items.0`, with any lone surrogate of a key written as its escape."""
+    return ".".join(str(part).encode("utf-8", "backslashreplace").decode() for part in path)
+
+
+def surrogates_replaced(value):
+    if isinstance(value, str):
+        return value if is_text(value) else LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [surrogates_replaced(item) for item in value]
+    if isinstance(value, dict):
+        return {surrogates_replaced(key): surrogates_replaced(item)
+                for key, item in value.items()}
+    return value
+
+
+def checked(value):
+    """`value` as strict JSON out: lone surrogates replaced by U+FFFD; NotStrictJSON when it
+    holds NaN or Infinity. Checked by the C encoder, faster than a walk in Python."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError as error:
+        raise NotStrictJSON(str(error)) from None
+    return surrogates_replaced(value) if SURROGATE_ESCAPE.search(text) else value
+
+
+def is_finite(root):
+    """False when a float anywhere in root is NaN or infinite."""
+    stack = [root]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        stack.extend(child for _key, child in children(value))
+    return True
+
+
+def dumps(value, **options):
+    return json.dumps(value, allow_nan=False, **options)
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Every JSON response: NaN or Infinity raise (a 500 in the envelope) rather than reach a
+    client as text no JSON parser reads."""
+
+    def dumps(self, obj, **kwargs):
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
