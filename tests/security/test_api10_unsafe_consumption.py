@@ -68,7 +68,7 @@ def test_a_tool_result_cannot_carry_the_services_secrets(ask, monkeypatch):
     answer = ask(tool_marker("run_python", code="import os\nprint(dict(os.environ))"))
     call = answer["tool_calls"][0]
     if call["result"].get("code") == 503:
-        pytest.skip("this host cannot make network namespaces for the sandbox")
+        pytest.skip("this host cannot run the bubblewrap sandbox")
     assert call["status"] == "ok" and call["result"]["exit_code"] == 0
     carried = json.dumps(answer)
     assert JWT_TEST_SECRET not in carried and API_KEY not in carried

@@ -146,7 +146,7 @@ def test_conversation_fields_over_their_bounds_are_422_and_store_nothing(client,
 def run_python(client, headers, **arguments):
     response = client.post("/api/tools/run_python/execute", headers=headers, json=arguments)
     if response.status_code == 503:
-        pytest.skip("this host cannot make network namespaces for the sandbox (503)")
+        pytest.skip("this host cannot run the bubblewrap sandbox (503)")
     assert response.status_code == 200, response.get_json()
     return response.get_json()["data"]["result"]
 
