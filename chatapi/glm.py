@@ -59,6 +59,7 @@ class GLMClient:
         self.timeout = httpx.Timeout(config["GLM_READ_TIMEOUT"],
                                      connect=config["GLM_CONNECT_TIMEOUT"])
         self.max_connections = config["GLM_MAX_CONNECTIONS"]
+        self.transport = config["GLM_TRANSPORT"]
         self._sdk = None
         self._pid = None
 
@@ -67,13 +68,20 @@ class GLMClient:
         if not self.api_key:
             raise UpstreamUnavailable(details={"provider_error": "ZHIPUAI_API_KEY is not set"})
         if self._sdk is None or self._pid != os.getpid():
-            http_client = httpx.Client(timeout=self.timeout,
-                                       transport=GLMTransport(self.max_connections))
+            http_client = self.http_client()
             self._sdk = ZhipuAI(api_key=self.api_key, base_url=self.base_url,
                                 timeout=self.timeout, max_retries=self.max_retries,
                                 http_client=http_client)
             self._pid = os.getpid()
         return self._sdk
+
+    def http_client(self):
+        if self.transport == "httptools":
+            return httpx.Client(timeout=self.timeout,
+                                transport=GLMTransport(self.max_connections))
+        pool = httpx.Limits(max_connections=self.max_connections,
+                            max_keepalive_connections=self.max_connections)
+        return httpx.Client(timeout=self.timeout, limits=pool)
 
     def stream_chat(self, *, model, messages, temperature, max_tokens, thinking, tools=None):
         """Start a streamed completion. Errors before the stream (HTTP status, connection)
