@@ -1,6 +1,7 @@
 """The GLM transport, weighed: the same *fast* profile through two workers that differ only in
 GLM_TRANSPORT, measured in turns (A B A B ...) so that whatever else the machine is doing
 falls on both alike. Worker CPU time (from /proc) per relayed chunk, not wall time."""
+import os
 import statistics
 
 from .measure import us_per_chunk
@@ -14,10 +15,13 @@ async def compare(benches, load, rounds):
     for bench in benches.values():
         await bench.service(load)
     runs = {transport: [] for transport in benches}
+    # The machine's 1-minute load average around the runs: what else competed for the cores.
+    busy = [os.getloadavg()[0]]
     for _ in range(rounds):
         for transport, bench in benches.items():
             runs[transport].append(await bench.service(load))
-    return {"load": load.label, "rounds": rounds, "runs": runs}
+    busy.append(os.getloadavg()[0])
+    return {"load": load.label, "rounds": rounds, "runs": runs, "busy": busy}
 
 
 def summary(runs):
@@ -58,7 +62,8 @@ def table(comparison):
              "interleaved; worker CPU per relayed chunk",
              *(f"  {transport:<10} median {median:>9}  runs {spread}  TTFT p50/p99 {ttft}  "
                f"{streams}" for transport, median, spread, ttft, streams in rows),
-             f"  {saving_text(saving, pairs)} (keep if ≥ 20 %)"]
+             f"  {saving_text(saving, pairs)} (keep if ≥ 20 %)",
+             "  machine load average {:.1f} before, {:.1f} after".format(*comparison["busy"])]
     return "\n".join(lines)
 
 
@@ -69,7 +74,9 @@ def markdown(comparison, meta):
         f"{meta['date']}, {meta['mode']} run; {meta['nproc']} cores, Python {meta['python']}, "
         f"database {meta['database']}. {comparison['load']}, through two gunicorn gevent "
         "workers that differ only in `GLM_TRANSPORT`; one warm-up run each, then "
-        f"{comparison['rounds']} runs each in turns. Worker CPU time per relayed chunk.", "",
+        f"{comparison['rounds']} runs each in turns. Worker CPU time per relayed chunk. "
+        "Load average of the machine {:.1f} before, {:.1f} after.".format(*comparison["busy"]),
+        "",
         "| transport | median | runs (low–high, each) | TTFT p50 / p99 (medians) | streams |",
         "|---|---:|---|---|---|",
         *(f"| {transport} | {median} | {spread} | {ttft} | {streams} |"
