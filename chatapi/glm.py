@@ -76,6 +76,8 @@ class GLMClient:
         return self._sdk
 
     def http_client(self):
+        """The project's transport, or httpx's own (httpcore + h11) with a pool alike: as many
+        kept-alive connections as answers may run at once."""
         if self.transport == "httptools":
             return httpx.Client(timeout=self.timeout,
                                 transport=GLMTransport(self.max_connections))
@@ -166,6 +168,10 @@ class ChatStream:
                         finish = Finish(choice["finish_reason"], usage_of(chunk))
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
+        finally:
+            # Read to its end (chunks_of), a response hands its connection back to the pool;
+            # cut short, this closes the connection now rather than whenever the GC runs.
+            self._response.close()
         if finish is None:
             raise UpstreamError(details={"provider_error": "stream ended without finish_reason"})
         for index in sorted(calls):
@@ -193,7 +199,8 @@ def chunks_of(response):
     """The JSON chunks of GLM's event stream, up to `data: [DONE]`; an error the provider
     reports inside the stream raises like a broken stream (GLM-PROTOCOL.md, Errors)."""
     event = None
-    for line in lines_of(response):
+    lines = lines_of(response)
+    for line in lines:
         if line.startswith(b"event:"):
             event = line[6:].strip()
             continue
@@ -201,6 +208,10 @@ def chunks_of(response):
             continue
         data = line[5:].strip()
         if data.startswith(b"[DONE]"):
+            # The body's end (its last chunk) follows: read it, or the connection is not
+            # kept alive and every answer opens a new one (a TLS handshake).
+            for _ in lines:
+                pass
             return
         try:
             chunk = json.loads(data)
