@@ -52,18 +52,22 @@ class Plan:
     saturation_hold: float
     rest_seconds: float
     profile: bool
-    # Measured runs per GLM transport in `--transports` (after one warm-up run each).
+    # `--transports`: measured runs of *fast* per GLM transport (after a warm-up run each),
+    # then three of `crowd`, where many more connections are open and kept alive at once.
     transport_rounds: int
+    crowd: Load
 
 
 PLANS = {
     "full": Plan(many=Load(1000, 100, 200, 10.0), fast=Load(100, 200, 20, 1.0),
                  saturation_streams=(10, 15, 25, 40, 60, 100, 150, 225, 340, 500),
                  saturation_hold=3.0,
-                 rest_seconds=5.0, profile=True, transport_rounds=5),
+                 rest_seconds=5.0, profile=True, transport_rounds=9,
+                 crowd=Load(400, 25, 100, 4.0)),
     "quick": Plan(many=Load(200, 20, 200, 2.0), fast=Load(50, 100, 20, 0.5),
                   saturation_streams=(10, 25, 60, 150), saturation_hold=1.5,
-                  rest_seconds=2.0, profile=False, transport_rounds=3),
+                  rest_seconds=2.0, profile=False, transport_rounds=3,
+                  crowd=Load(200, 20, 200, 2.0)),
 }
 
 
@@ -204,7 +208,7 @@ async def bench_everything(plan, simulator, database_url, workdir, started, log)
 
 
 async def weigh_transports(plan, simulator, database_url, workdir, started, log):
-    """One service per GLM transport, side by side on one database: (comparison, errors)."""
+    """One service per GLM transport, side by side on one database: (comparisons, errors)."""
     env = service_env(database_url, simulator[1], workdir / "worker.prof")
     log(f"flask db upgrade on {report.database_kind(database_url)}")
     upgrade_database(env)
@@ -215,8 +219,10 @@ async def weigh_transports(plan, simulator, database_url, workdir, started, log)
         started.append(master)
         benches[transport] = Bench(simulator, (worker, port))
         benches[transport].token = await seed.new_user(port, "streams")
-    log(f"GLM transports: {plan.fast.label}, {plan.transport_rounds} runs each in turns")
-    comparison = await transports.compare(benches, plan.fast, plan.transport_rounds)
+    comparison = []
+    for load, rounds in ((plan.fast, plan.transport_rounds), (plan.crowd, 3)):
+        log(f"GLM transports: {load.label}, {rounds} runs each in turns")
+        comparison.append(await transports.compare(benches, load, rounds))
     errors = [error for transport in transports.TRANSPORTS
               for error in log_errors(workdir / f"gunicorn-{transport}.log")]
     return comparison, errors
