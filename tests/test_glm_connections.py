@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from chatapi import create_app
 from chatapi.errors import UpstreamTimeout, UpstreamUnavailable
 
 from .simulator_client import API_PATH
@@ -169,3 +170,9 @@ def test_ssl_cert_file_names_the_trusted_certificates(relay, glm_through, certif
     glm = glm_through(upstream.base_url("https"))
     assert [texts(ask(glm)) for _ in range(2)] == [ANSWER] * 2
     assert upstream.connections == 1
+
+
+def test_an_unknown_glm_transport_stops_the_app_at_start(monkeypatch):
+    monkeypatch.setenv("GLM_TRANSPORT", "h11")
+    with pytest.raises(ValueError, match="GLM_TRANSPORT must be one of httptools, httpx"):
+        create_app()
