@@ -4,8 +4,6 @@ Through a relay on loopback in front of the GLM simulator that counts the connec
 (tests/test_glm_transport.py has the project's transport alone against misbehaving servers.)"""
 import select
 import socket
-import ssl
-import subprocess
 import threading
 
 import pytest
@@ -13,38 +11,23 @@ import pytest
 from chatapi import create_app
 from chatapi.errors import UpstreamTimeout, UpstreamUnavailable
 
+from .loopback_server import CountingServer, self_signed_certificate
 from .simulator_client import API_PATH
 
 QUESTION = [{"role": "user", "content": "[[chunks:3]]"}]
 ANSWER = ["w0 ", "w1 ", "w2 "]
 
 
-class CountingRelay:
-    """Accepts connections on 127.0.0.1 (TLS-terminating with `tls`, a server SSLContext) and
-    relays each to the simulator; `connections` counts those accepted."""
+class CountingRelay(CountingServer):
+    """Relays each connection (TLS-terminated with `tls`) to the simulator."""
 
     def __init__(self, upstream_port, tls=None):
         self.upstream_port = upstream_port
-        self.tls = tls
-        self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(tls)
 
-    def serve(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.relay, args=(client,), daemon=True).start()
-
-    def relay(self, client):
+    def handle(self, client):
         try:
-            if self.tls is not None:
-                client = self.tls.wrap_socket(client, server_side=True)
-            with client, socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
+            with socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
                 peer = {client: upstream, upstream: client}
                 while True:
                     # TLS may hold decrypted bytes that select() cannot see.
@@ -55,14 +38,11 @@ class CountingRelay:
                         if not data:
                             return
                         peer[source].sendall(data)
-        except (OSError, ssl.SSLError):
-            client.close()
+        except OSError:
+            return
 
     def base_url(self, scheme="http"):
         return f"{scheme}://127.0.0.1:{self.port}{API_PATH}"
-
-    def close(self):
-        self.listener.close()
 
 
 @pytest.fixture
@@ -143,13 +123,7 @@ def test_glm_max_connections_caps_the_pool(relay, glm_through):
 
 @pytest.fixture
 def certificate(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return cert, context
+    return self_signed_certificate(tmp_path)
 
 
 def test_a_certificate_outside_certifi_is_refused(relay, glm_through, certificate,
