@@ -38,4 +38,4 @@ demo: install
 	bash deploy/demo.sh
 
 bench: install
-	$(BIN)/python -m bench.run $(if $(QUICK),--quick)
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(TRANSPORTS),--transports)

@@ -214,8 +214,13 @@ the machine's cores. Streams start spread evenly over the stated ramp.
 
 
 def write_markdown(path, results, meta):
-    marker = f"<!-- {meta['database']} -->"
-    section = f"{marker}\n{markdown_section(results, meta)}\n{marker}"
+    write_section(path, meta["database"], markdown_section(results, meta))
+
+
+def write_section(path, name, text):
+    """Replace the section between two `<!-- name -->` markers, or append it."""
+    marker = f"<!-- {name} -->"
+    section = f"{marker}\n{text}\n{marker}"
     old = path.read_text() if path.exists() else HEADER
     pattern = re.compile(re.escape(marker) + ".*?" + re.escape(marker), re.S)
     new = pattern.sub(lambda _: section, old) if pattern.search(old) else (

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import profiling, report, seed
+from . import profiling, report, seed, transports
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -52,24 +52,30 @@ class Plan:
     saturation_hold: float
     rest_seconds: float
     profile: bool
+    # `--transports`: measured runs of *fast* per GLM transport (after a warm-up run each),
+    # then three of `crowd`, where many more connections are open and kept alive at once.
+    transport_rounds: int
+    crowd: Load
 
 
 PLANS = {
     "full": Plan(many=Load(1000, 100, 200, 10.0), fast=Load(100, 200, 20, 1.0),
                  saturation_streams=(10, 15, 25, 40, 60, 100, 150, 225, 340, 500),
                  saturation_hold=3.0,
-                 rest_seconds=5.0, profile=True),
+                 rest_seconds=5.0, profile=True, transport_rounds=9,
+                 crowd=Load(400, 25, 100, 4.0)),
     "quick": Plan(many=Load(200, 20, 200, 2.0), fast=Load(50, 100, 20, 0.5),
                   saturation_streams=(10, 25, 60, 150), saturation_hold=1.5,
-                  rest_seconds=2.0, profile=False),
+                  rest_seconds=2.0, profile=False, transport_rounds=3,
+                  crowd=Load(200, 20, 200, 2.0)),
 }
 
 
 class Bench:
-    def __init__(self, simulator, relay, service):
+    def __init__(self, simulator, service, relay=(None, None)):
         (self.simulator_pid, self.simulator_port) = simulator
-        (self.relay_pid, self.relay_port) = relay
         (self.worker_pid, self.port) = service
+        (self.relay_pid, self.relay_port) = relay
         self.token = None
 
     async def direct(self, load):
@@ -185,8 +191,46 @@ async def measure_everything(bench, plan, workdir, log):
     return results
 
 
+async def bench_everything(plan, simulator, database_url, workdir, started, log):
+    """One service and the bare relay through every profile: (results, service log errors)."""
+    relay, relay_port = start_listener("bench.bare_relay", "--upstream",
+                                       f"127.0.0.1:{simulator[1]}")
+    started.append(relay)
+    env = service_env(database_url, simulator[1], workdir / "worker.prof")
+    log(f"flask db upgrade on {report.database_kind(database_url)}")
+    upgrade_database(env)
+    master, worker, port = start_service(env, workdir / "gunicorn.log")
+    started.append(master)
+    bench = Bench(simulator, (worker, port), (relay.pid, relay_port))
+    results = await measure_everything(bench, plan, workdir, log)
+    results["service_log"] = log_errors(workdir / "gunicorn.log")
+    return results, results["service_log"]
+
+
+async def weigh_transports(plan, simulator, database_url, workdir, started, log):
+    """One service per GLM transport, side by side on one database: (comparisons, errors)."""
+    env = service_env(database_url, simulator[1], workdir / "worker.prof")
+    log(f"flask db upgrade on {report.database_kind(database_url)}")
+    upgrade_database(env)
+    benches = {}
+    for transport in transports.TRANSPORTS:
+        master, worker, port = start_service({**env, "GLM_TRANSPORT": transport},
+                                             workdir / f"gunicorn-{transport}.log")
+        started.append(master)
+        benches[transport] = Bench(simulator, (worker, port))
+        benches[transport].token = await seed.new_user(port, "streams")
+    comparison = []
+    for load, rounds in ((plan.fast, plan.transport_rounds), (plan.crowd, 3)):
+        log(f"GLM transports: {load.label}, {rounds} runs each in turns")
+        comparison.append(await transports.compare(benches, load, rounds))
+    errors = [error for transport in transports.TRANSPORTS
+              for error in log_errors(workdir / f"gunicorn-{transport}.log")]
+    return comparison, errors
+
+
 async def main_async(args):
-    plan = PLANS["quick" if args.quick else "full"]
+    mode = "quick" if args.quick else "full"
+    plan = PLANS[mode]
     workdir = Path(tempfile.mkdtemp(prefix="chatapi-bench-"))
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
 
@@ -196,20 +240,12 @@ async def main_async(args):
     started = []
     failed = True
     try:
-        simulator, simulator_port = start_listener("tests.glm_simulator")
-        started.append(simulator)
-        relay, relay_port = start_listener("bench.bare_relay", "--upstream",
-                                           f"127.0.0.1:{simulator_port}")
-        started.append(relay)
-        env = service_env(database_url, simulator_port, workdir / "worker.prof")
-        log(f"flask db upgrade on {report.database_kind(database_url)}")
-        upgrade_database(env)
-        master, worker, port = start_service(env, workdir / "gunicorn.log")
-        started.append(master)
-        bench = Bench((simulator.pid, simulator_port), (relay.pid, relay_port), (worker, port))
-        results = await measure_everything(bench, plan, workdir, log)
-        results["service_log"] = log_errors(workdir / "gunicorn.log")
-        failed = bool(results["service_log"])
+        process, simulator_port = start_listener("tests.glm_simulator")
+        started.append(process)
+        run = weigh_transports if args.transports else bench_everything
+        results, errors = await run(plan, (process.pid, simulator_port), database_url,
+                                    workdir, started, log)
+        failed = bool(errors)
     finally:
         for process in reversed(started):
             stop(process)
@@ -217,11 +253,18 @@ async def main_async(args):
             log(f"kept {workdir} (gunicorn.log) for a look")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    meta = report.machine(database_url, "quick" if args.quick else "full")
-    print(report.table(results, meta))
+    meta = report.machine(database_url, mode)
     output = args.output or (None if args.quick else RESULTS)
+    if args.transports:
+        print(transports.table(results))
+        print(*report.service_log_lines(errors), sep="\n")
+        if output:
+            report.write_section(Path(output), "GLM transport", transports.markdown(results, meta))
+    else:
+        print(report.table(results, meta))
+        if output:
+            report.write_markdown(Path(output), results, meta)
     if output:
-        report.write_markdown(Path(output), results, meta)
         log(f"wrote {output}")
 
 
@@ -229,6 +272,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="scaled-down profiles, under a minute; writes no RESULTS.md")
+    parser.add_argument("--transports", action="store_true",
+                        help="only the fast profile, through each GLM_TRANSPORT in turns")
     parser.add_argument("--output", help="write the results as Markdown here")
     args = parser.parse_args(argv)
     raise_open_files_limit()

@@ -30,6 +30,14 @@ def env_list(name, default=()):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_choice(name, choices):
+    """One of `choices`, the first by default; anything else stops the service at start."""
+    value = env_str(name, choices[0]).lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def env_rate_limit(name, default):
     """A `limits` expression such as "30 per minute", or `off` for no limit; checked here so a
     typo stops the service at start, not at the first request."""
@@ -91,6 +99,7 @@ class Config:
             "GLM_READ_TIMEOUT": env_float("GLM_READ_TIMEOUT", 300.0),
             "GLM_MAX_RETRIES": env_int("GLM_MAX_RETRIES", 0),
             "GLM_MAX_CONNECTIONS": env_int("GLM_MAX_CONNECTIONS", 2000),
+            "GLM_TRANSPORT": env_choice("GLM_TRANSPORT", ("httptools", "httpx")),
             "WEB_SEARCH_TIMEOUT": env_float("WEB_SEARCH_TIMEOUT", 20.0),
             "REDIS_URL": redis_url,
             "REDIS_TIMEOUT": env_float("REDIS_TIMEOUT", 1.0),

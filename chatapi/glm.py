@@ -59,6 +59,7 @@ class GLMClient:
         self.timeout = httpx.Timeout(config["GLM_READ_TIMEOUT"],
                                      connect=config["GLM_CONNECT_TIMEOUT"])
         self.max_connections = config["GLM_MAX_CONNECTIONS"]
+        self.transport = config["GLM_TRANSPORT"]
         self._sdk = None
         self._pid = None
 
@@ -67,13 +68,22 @@ class GLMClient:
         if not self.api_key:
             raise UpstreamUnavailable(details={"provider_error": "ZHIPUAI_API_KEY is not set"})
         if self._sdk is None or self._pid != os.getpid():
-            http_client = httpx.Client(timeout=self.timeout,
-                                       transport=GLMTransport(self.max_connections))
+            http_client = self.http_client()
             self._sdk = ZhipuAI(api_key=self.api_key, base_url=self.base_url,
                                 timeout=self.timeout, max_retries=self.max_retries,
                                 http_client=http_client)
             self._pid = os.getpid()
         return self._sdk
+
+    def http_client(self):
+        """The project's transport, or httpx's own (httpcore + h11) with a pool alike: as many
+        kept-alive connections as answers may run at once."""
+        if self.transport == "httptools":
+            return httpx.Client(timeout=self.timeout,
+                                transport=GLMTransport(self.max_connections))
+        pool = httpx.Limits(max_connections=self.max_connections,
+                            max_keepalive_connections=self.max_connections)
+        return httpx.Client(timeout=self.timeout, limits=pool)
 
     def stream_chat(self, *, model, messages, temperature, max_tokens, thinking, tools=None):
         """Start a streamed completion. Errors before the stream (HTTP status, connection)
@@ -158,6 +168,10 @@ class ChatStream:
                         finish = Finish(choice["finish_reason"], usage_of(chunk))
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
+        finally:
+            # Read to its end (chunks_of), a response hands its connection back to the pool;
+            # cut short, this closes the connection now rather than whenever the GC runs.
+            self._response.close()
         if finish is None:
             raise UpstreamError(details={"provider_error": "stream ended without finish_reason"})
         for index in sorted(calls):
@@ -185,7 +199,8 @@ def chunks_of(response):
     """The JSON chunks of GLM's event stream, up to `data: [DONE]`; an error the provider
     reports inside the stream raises like a broken stream (GLM-PROTOCOL.md, Errors)."""
     event = None
-    for line in lines_of(response):
+    lines = lines_of(response)
+    for line in lines:
         if line.startswith(b"event:"):
             event = line[6:].strip()
             continue
@@ -193,6 +208,10 @@ def chunks_of(response):
             continue
         data = line[5:].strip()
         if data.startswith(b"[DONE]"):
+            # The body's end (its last chunk) follows: read it, or the connection is not
+            # kept alive and every answer opens a new one (a TLS handshake).
+            for _ in lines:
+                pass
             return
         try:
             chunk = strict_json.loads_replacing_surrogates(data)

@@ -3,8 +3,6 @@ loopback: keep-alive reuse, servers that close or misbehave, TLS verification, t
 Every chat test also goes through it, against the GLM simulator."""
 import gzip
 import socket
-import ssl
-import subprocess
 import threading
 import time
 
@@ -13,61 +11,40 @@ import pytest
 
 from chatapi.glm_transport import GLMTransport
 
+from .loopback_server import CountingServer, self_signed_certificate
 
-class ScriptedServer:
-    """Accepts connections on 127.0.0.1 and answers each request with the next scripted reply:
-    bytes to send, or a callable given the socket."""
+
+class ScriptedServer(CountingServer):
+    """Answers each request with the next scripted reply: bytes to send, or a callable given
+    the socket."""
 
     def __init__(self, replies, tls=None):
         self.replies = list(replies)
-        self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.tls = tls
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(tls)
 
-    def serve(self):
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.answer, args=(sock,), daemon=True).start()
-
-    def answer(self, sock):
-        if self.tls is not None:
-            try:
-                sock = self.tls.wrap_socket(sock, server_side=True)
-            except (ssl.SSLError, OSError):
-                sock.close()
-                return
-        with sock:
-            while self.replies:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    request += data
-                head, _, body = request.partition(b"\r\n\r\n")
-                length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
-                                   if line.lower().startswith(b"content-length")), 0))
-                while len(body) < length:
-                    body += sock.recv(65536)
-                reply = self.replies.pop(0)
-                if callable(reply):
-                    if reply(sock) == "close":
-                        return
-                else:
-                    sock.sendall(reply)
+    def handle(self, sock):
+        while self.replies:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                request += data
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length")), 0))
+            while len(body) < length:
+                body += sock.recv(65536)
+            reply = self.replies.pop(0)
+            if callable(reply):
+                if reply(sock) == "close":
+                    return
+            else:
+                sock.sendall(reply)
 
     @property
     def url(self):
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/"
-
-    def close(self):
-        self.listener.close()
 
 
 def ok(body=b"hello", extra=b""):
@@ -180,13 +157,7 @@ def test_the_pool_cap_makes_a_request_wait_then_time_out(serve):
 
 @pytest.fixture
 def certificate(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return cert, context
+    return self_signed_certificate(tmp_path)
 
 
 def test_tls_certificates_are_verified(serve, certificate, monkeypatch):
