@@ -1,7 +1,7 @@
 """A fake Open-Meteo on 127.0.0.1: `/v1/search` (geocoding) and `/v1/forecast` answering
 in the real response shapes, built from the query they receive. It records every query,
-and each path can be told to answer a 500, a 400 with a reason, garbage, or to stall until
-the fake is closed."""
+and each path can be told to answer a 500, a 400 with a reason, garbage, an endless body, a
+redirect, or to stall until the fake is closed."""
 import json
 import threading
 from datetime import date, timedelta
@@ -122,6 +122,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(400, b'{"error": true, "reason": "Latitude must be in range"}')
         if behaviour == "garbage":
             return self.answer(200, b"<html>upstream proxy says hello</html>")
+        if behaviour == "endless":
+            return self.endless()
+        if behaviour == "redirect":
+            self.send_response(302)
+            self.send_header("Location", fake.locations[url.path])
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
         return self.answer(200, json.dumps(ANSWERS[url.path](query)).encode())
 
     def answer(self, status, body):
@@ -130,6 +137,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def endless(self):
+        """A JSON array that never ends, until the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"[")
+        try:
+            while not self.server.fake.released.is_set():
+                self.wfile.write(b"0," * 32 * 1024)
+        except OSError:
+            pass
 
     def log_message(self, *_args):
         pass
@@ -141,6 +160,7 @@ class FakeOpenMeteo:
     def __init__(self):
         self.queries = []
         self.behaviours = {}
+        self.locations = {}
         self.released = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -150,8 +170,10 @@ class FakeOpenMeteo:
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.02}, daemon=True)
 
-    def behave(self, path, behaviour):
+    def behave(self, path, behaviour, location=None):
+        """`location`: where "redirect" sends the client."""
         self.behaviours[path] = behaviour
+        self.locations[path] = location
 
     def queries_to(self, path):
         return [query for requested, query in self.queries if requested == path]

@@ -196,10 +196,19 @@ def test_fetch_can_refuse_a_content_type_before_reading_the_body(site):
         fetch(site, "/report.pdf", accept=refuse_pdf)
 
 
-def test_unguarded_fetch_reaches_loopback_for_fixed_upstreams(site):
+def test_a_trusted_base_url_exempts_its_own_host_and_port(site):
     result = netguard.fetch(site.url("/notes.txt"), config={}, max_bytes=1000, timeout=5,
-                            guard=False)
+                            trusted=(site.url("/v1"),))
     assert result.body.startswith(b"Line one")
+
+
+def test_a_trusted_base_url_exempts_no_redirect_elsewhere(site, counter):
+    target = f"http://127.0.0.1:{counter.port}/"
+    with pytest.raises(ValidationFailed) as raised:
+        netguard.fetch(site.url(f"/to?location={quote(target, safe='')}"), config={},
+                       max_bytes=1000, timeout=5, trusted=(site.url("/v1"),))
+    assert raised.value.text_key == "url_refused"
+    assert counter.connections == 0
 
 
 def test_guarded_fetch_without_allowed_hosts_refuses_loopback(site):

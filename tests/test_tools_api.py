@@ -21,10 +21,23 @@ def test_list_has_the_eleven_tools_of_the_contract(client, auth_headers):
     for category, names in CONTRACT.items():
         assert {tool["name"] for tool in data["categorized"][category]} == names
     for tool in data["tools"]:
-        assert set(tool) == {"name", "category", "description", "parameters"}
+        assert set(tool) == {"name", "category", "description", "parameters",
+                             "time_limit_seconds"}
         assert tool["description"] and tool["parameters"]["type"] == "object"
         for name, spec in tool["parameters"]["properties"].items():
             assert spec.get("description"), (tool["name"], name)
+
+
+def test_each_tool_lists_the_time_limit_its_own_deadlines_give_it(make_app, auth_headers):
+    client = make_app(FETCH_TIMEOUT=3.0, COMPUTE_TIMEOUT=4.0, WEATHER_TIMEOUT=5.0,
+                      WEB_SEARCH_TIMEOUT=6.0).test_client()
+    tools = client.get(URL, headers=auth_headers).json["data"]["tools"]
+    assert {tool["name"]: tool["time_limit_seconds"] for tool in tools} == {
+        "web_search": 6.0, "fetch_webpage": 7.0, "extract_links": 7.0, "run_python": 35.0,
+        "regex_test": 4.0, "calculator": None, "unit_convert": None, "json_query": 4.0,
+        "csv_analyze": 4.0, "current_weather": 5.0, "weather_forecast": 5.0}
+    one = client.get(URL + "current_weather", headers=auth_headers).json["data"]
+    assert one["time_limit_seconds"] == 5.0
 
 
 def test_list_without_trailing_slash(client, auth_headers):

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from tests.fake_open_meteo import FakeOpenMeteo
+from tests.local_sites import counting_listener
 
 
 @pytest.fixture
@@ -222,7 +223,48 @@ def test_unreachable_upstream_is_502(make_app, auth_headers):
 
     assert response.status_code == 502
     assert response.get_json()["error"]["details"] == {"service": "forecast",
-                                                       "reason": "unreachable"}
+                                                       "reason": "ConnectionError"}
+
+
+def test_an_answer_over_the_cap_is_502_and_its_reading_stops(weather, open_meteo):
+    open_meteo.behave("/v1/forecast", "endless")
+
+    response = weather("current_weather", {"latitude": 1, "longitude": 2})
+
+    assert response.status_code == 502
+    assert response.get_json()["error"]["details"] == {"service": "forecast",
+                                                       "reason": "answer too large"}
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:{port}/v1/forecast",
+                                    "http://localhost:{port}/v1/forecast"])
+def test_a_redirect_from_open_meteo_to_a_private_address_is_refused_without_connecting(
+        weather, open_meteo, target):
+    with counting_listener() as counter:
+        open_meteo.behave("/v1/forecast", "redirect", target.format(port=counter.port))
+
+        response = weather("current_weather", {"latitude": 1, "longitude": 2},
+                           language="en")
+
+        assert response.status_code == 502
+        body = response.get_json()
+        assert body["error"]["code"] == "upstream_error"
+        assert body["error"]["details"]["service"] == "forecast"
+        assert "refused" in body["error"]["details"]["reason"]
+        assert counter.connections == 0
+
+
+def test_trusting_the_open_meteo_base_urls_lets_no_caller_fetch_them(
+        make_weather_client, auth_headers, open_meteo):
+    client = make_weather_client()
+
+    response = client.post("/api/tools/fetch_webpage/execute",
+                           json={"url": f"{open_meteo.url}/v1/search?name=Berlin"},
+                           headers=auth_headers)
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"]["url"]
+    assert open_meteo.queries == []
 
 
 def test_weather_tools_are_listed_in_their_category(weather, client, auth_headers):

@@ -27,7 +27,7 @@ def tool_context():
 @blp.arguments(ToolListQuerySchema, location="query")
 @blp.response(200, envelope(ToolListSchema))
 def list_tools(query):
-    return {"data": registry().listing(query.get("category"))}
+    return {"data": registry().listing(current_app.config, query.get("category"))}
 
 
 @blp.route("/<name>", methods=["GET"])
@@ -35,7 +35,7 @@ def list_tools(query):
 @blp.errors(404)
 @blp.response(200, envelope(ToolSchema))
 def get_tool(name):
-    return {"data": registry().get(name).describe()}
+    return {"data": registry().get(name).describe(current_app.config)}
 
 
 @blp.route("/<name>/execute", methods=["POST"])

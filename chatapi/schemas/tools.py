@@ -13,6 +13,10 @@ class ToolSchema(OutputSchema):
     category = fields.String()
     description = fields.String()
     parameters = fields.Dict(metadata={"description": "JSON Schema of the arguments"})
+    time_limit_seconds = fields.Float(allow_none=True, metadata={"description": (
+        "the longest one run takes before it ends with 504 upstream_timeout (for run_python, "
+        "the script's timeout plus its teardown; the script's own end is timed_out in the "
+        "result); null when the input caps keep the tool fast")})
 
 
 class CategorizedToolsSchema(OutputSchema):

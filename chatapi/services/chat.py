@@ -178,7 +178,8 @@ def run(exchange, glm, registry, tool_context, max_rounds, limiter):
         if not calls or offered is None:
             return
         exchange.wire.append({"role": "assistant", "content": "".join(round_text) or None,
-                              "tool_calls": [wire_call(call) for call in calls]})
+                              "tool_calls": [history.wire_call(call.id, call.name, call.arguments)
+                                             for call in calls]})
         for position, call in enumerate(calls):
             if exchange.cancelled:
                 return
@@ -233,11 +234,6 @@ def record_finish(exchange, finish):
     elif finish.reason in ("sensitive", "network_error"):
         raise UpstreamError(details={"provider_error": f"finish_reason {finish.reason}",
                                      "provider_message": finish.reason})
-
-
-def wire_call(call):
-    return {"id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments}}
 
 
 def parse_arguments(raw):

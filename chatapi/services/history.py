@@ -33,14 +33,19 @@ def tool_result_text(result, limit):
     return text if len(text) <= limit else text[:limit] + "…(truncated)"
 
 
+def wire_call(call_id, name, arguments):
+    """One tool call as the assistant turn carries it; `arguments` is JSON text."""
+    return {"id": call_id, "type": "function",
+            "function": {"name": name, "arguments": arguments}}
+
+
 def replay(message, tool_result_chars):
     """One stored message as the provider's messages: an answer that used tools becomes the
     assistant turn with its calls, one tool message per result, then the final text."""
     if message.role != "assistant" or not message.tool_calls:
         return [{"role": message.role, "content": message.content}]
-    calls = [{"id": call["id"], "type": "function",
-              "function": {"name": call["name"],
-                           "arguments": json.dumps(call["arguments"], ensure_ascii=False)}}
+    calls = [wire_call(call["id"], call["name"],
+                       json.dumps(call["arguments"], ensure_ascii=False))
              for call in message.tool_calls]
     turn = [{"role": "assistant", "content": None, "tool_calls": calls}]
     turn += [{"role": "tool", "tool_call_id": call["id"],

@@ -1,9 +1,11 @@
 """code tools: run_python (in the sandbox) and regex_test (with the `regex` package's timeout)."""
+from operator import itemgetter
+
 import regex
 
 from ..errors import UpstreamUnavailable, ValidationFailed
 from . import sandbox
-from .registry import Tool
+from .tool import Tool
 
 MAX_RUN_SECONDS = 30
 # Time for killing and tearing down the sandbox on top of the caller's timeout.
@@ -63,7 +65,7 @@ RUN_PYTHON = Tool(
         "required": ["code"],
     },
     handler=run_python,
-    timeout=MAX_RUN_SECONDS + TEARDOWN_SECONDS,
+    time_limit=lambda _config: MAX_RUN_SECONDS + TEARDOWN_SECONDS,
 )
 
 
@@ -181,7 +183,7 @@ REGEX_TEST = Tool(
         "required": ["pattern", "text"],
     },
     handler=regex_test,
-    timeout=REGEX_TIMEOUT_SECONDS + 1,
+    time_limit=itemgetter("COMPUTE_TIMEOUT"),
 )
 
 TOOLS = [RUN_PYTHON, REGEX_TEST]

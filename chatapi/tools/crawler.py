@@ -1,6 +1,7 @@
 """crawler tools: read a web page's main text, list a page's links."""
 import codecs
 import re
+from operator import itemgetter
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import charset_normalizer
@@ -9,7 +10,7 @@ import lxml.html
 
 from ..errors import ValidationFailed
 from . import netguard
-from .registry import Tool
+from .tool import Tool
 
 URL_PROPERTY = {
     "type": "string", "maxLength": 2048, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$",
@@ -48,6 +49,10 @@ def refuse_binary(content_type):
     if not is_textual(content_type):
         raise ValidationFailed(text_key="binary_content", details={"url": [
             f"the response is {content_type}, not text or HTML"]})
+
+
+def fetch_and_parse_seconds(config):
+    return config["FETCH_TIMEOUT"] + config["COMPUTE_TIMEOUT"]
 
 
 def fetched(url, config):
@@ -237,6 +242,7 @@ FETCH_WEBPAGE = Tool(
         "required": ["url"],
     },
     handler=fetch_webpage,
+    time_limit=fetch_and_parse_seconds,
 )
 
 EXTRACT_LINKS = Tool(
@@ -257,6 +263,7 @@ EXTRACT_LINKS = Tool(
         "required": ["url"],
     },
     handler=extract_links,
+    time_limit=fetch_and_parse_seconds,
 )
 
 
@@ -279,6 +286,6 @@ WEB_SEARCH = Tool(
         },
         "required": ["query"],
     },
-    handler=search_web, timeout=20.0)
+    handler=search_web, time_limit=itemgetter("WEB_SEARCH_TIMEOUT"))
 
 TOOLS = [WEB_SEARCH, FETCH_WEBPAGE, EXTRACT_LINKS]

@@ -5,6 +5,7 @@ import time
 import tokenize
 from fractions import Fraction
 from functools import cache
+from operator import itemgetter
 
 import jmespath
 import pint
@@ -14,7 +15,7 @@ from .. import strict_json
 from ..errors import ValidationFailed
 from .arithmetic import CalculationError, calculate
 from .csv_summary import MAX_CELLS, MAX_COLUMNS, MAX_ROWS, summarize
-from .registry import Tool
+from .tool import Tool
 
 
 def calculator(arguments, _context):
@@ -43,7 +44,6 @@ CALCULATOR = Tool(
         "required": ["expression"],
     },
     handler=calculator,
-    timeout=2.0,
 )
 
 
@@ -131,7 +131,6 @@ UNIT_CONVERT = Tool(
         "required": ["value", "from_unit", "to_unit"],
     },
     handler=unit_convert,
-    timeout=5.0,
 )
 
 
@@ -248,7 +247,7 @@ JSON_QUERY = Tool(
         "required": ["data", "expression"],
     },
     handler=json_query,
-    timeout=5.0,
+    time_limit=itemgetter("COMPUTE_TIMEOUT"),
 )
 
 
@@ -283,7 +282,7 @@ CSV_ANALYZE = Tool(
         "required": ["csv"],
     },
     handler=csv_analyze,
-    timeout=10.0,
+    time_limit=itemgetter("COMPUTE_TIMEOUT"),
 )
 
 TOOLS = [CALCULATOR, UNIT_CONVERT, JSON_QUERY, CSV_ANALYZE]

@@ -1,6 +1,7 @@
 """The network guard: the one way tools fetch a URL. Only http/https; every address connected
-to must be public (unless its `host[:port]` is in FETCH_ALLOWED_HOSTS), re-checked on every
-redirect; the body is capped in bytes and the whole fetch in wall-clock time."""
+to must be public (unless its `host[:port]` is in FETCH_ALLOWED_HOSTS, or is the origin of a
+base URL the operator configured for that tool), re-checked on every redirect; the body is
+capped in bytes and the whole fetch in wall-clock time."""
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -83,14 +84,16 @@ def is_allowed(url, allowed_hosts):
 class GuardedAdapter(IPFilterAdapter):
     """requests-hardened resolves the host once, refuses private/loopback results and pins the
     connection to the address it checked; this adds the stricter `refusal_reason` on that very
-    address and the FETCH_ALLOWED_HOSTS exemption."""
+    address, the FETCH_ALLOWED_HOSTS exemption and that of the trusted (host, port) origins."""
 
-    def __init__(self, is_https_proto, allowed_hosts):
+    def __init__(self, is_https_proto, allowed_hosts, trusted_origins):
         super().__init__(is_https_proto=is_https_proto, allow_loopback=False)
         self.allowed_hosts = tuple(allowed_hosts)
+        self.trusted_origins = frozenset(trusted_origins)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        if is_allowed(request.url, self.allowed_hosts):
+        if (is_allowed(request.url, self.allowed_hosts)
+                or host_and_port(request.url) in self.trusted_origins):
             return HTTPAdapter.build_connection_pool_key_attributes(self, request, verify, cert)
         host = urlsplit(request.url).hostname
         try:
@@ -103,16 +106,16 @@ class GuardedAdapter(IPFilterAdapter):
         return host_params, pool_kwargs
 
 
-def session_for(config, guard):
+def session_for(config, trusted):
     session = HTTPSession(HardenedConfig(
         ip_filter_enable=False, ip_filter_allow_loopback_ips=False, never_redirect=True,
         default_timeout=None, user_agent_override=USER_AGENT))
-    # Guarded fetches ignore proxy variables: a proxy would connect on our behalf, unchecked.
-    session.trust_env = not guard
-    if guard:
-        allowed = config.get("FETCH_ALLOWED_HOSTS") or ()
-        session.mount("http://", GuardedAdapter(False, allowed))
-        session.mount("https://", GuardedAdapter(True, allowed))
+    # Proxy variables are ignored: a proxy would connect on our behalf, unchecked.
+    session.trust_env = False
+    allowed = config.get("FETCH_ALLOWED_HOSTS") or ()
+    origins = [host_and_port(url) for url in trusted]
+    session.mount("http://", GuardedAdapter(False, allowed, origins))
+    session.mount("https://", GuardedAdapter(True, allowed, origins))
     return session
 
 
@@ -165,13 +168,15 @@ def read_capped(response, max_bytes, deadline):
     return body[:max_bytes], len(body) > max_bytes
 
 
-def fetch(url, *, config, max_bytes, timeout, guard=True, accept=None):
+def fetch(url, *, config, max_bytes, timeout, accept=None, trusted=()):
     """GET `url` -> FetchResult. `accept(content_type)` may raise to refuse a response before
-    its body is read. Refused or malformed URL -> 422; connection failure or 5xx -> 502;
-    over `timeout` seconds in all -> 504."""
+    its body is read. `trusted`: base URLs the operator configured (never the caller), whose
+    host and port are exempt like FETCH_ALLOWED_HOSTS entries, for this fetch only. Refused or
+    malformed URL -> 422; connection failure or 5xx -> 502; over `timeout` seconds in all
+    -> 504."""
     deadline = time.monotonic() + timeout
     try:
-        with session_for(config, guard) as session:
+        with session_for(config, trusted) as session:
             response = opened(session, url, deadline)
             with response:
                 if response.status_code >= 500:

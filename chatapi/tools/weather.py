@@ -1,16 +1,18 @@
 """weather tools: current_weather and weather_forecast, on Open-Meteo (geocoding for city
-names, then the forecast API). The base URLs are the operator's settings, never the caller's."""
+names, then the forecast API), fetched through the network guard. The base URLs are the
+operator's settings, never the caller's: their own host and port are trusted, and nothing
+else (a redirect elsewhere is checked as any fetch is)."""
 import math
 import time
-
-import requests
+from operator import itemgetter
+from urllib.parse import urlencode
 
 from .. import strict_json
-from ..errors import UpstreamError, UpstreamTimeout, ValidationFailed
-from .registry import Tool
+from ..errors import ApiError, UpstreamError, ValidationFailed
+from . import netguard
+from .tool import Tool
 from .wmo_codes import describe
 
-SESSION = requests.Session()
 MAX_RESPONSE_BYTES = 1_000_000
 
 CURRENT_VARIABLES = {
@@ -93,9 +95,9 @@ def located(arguments, context, deadline):
             raise ValidationFailed(details={"latitude": ["must be finite numbers"]})
         return {"name": None, "country": None, "admin1": None, "latitude": latitude,
                 "longitude": longitude}
-    answer = fetched(f"{context.config['OPEN_METEO_GEOCODING_URL']}/search", {
+    answer = fetched(context.config["OPEN_METEO_GEOCODING_URL"], "/search", {
         "name": city, "count": 1, "language": context.language, "format": "json"},
-        deadline, "geocoding")
+        context.config, deadline, "geocoding")
     if not answer.get("results"):
         raise ValidationFailed("city_not_found", details={"city": [f"no city named '{city}'"]})
     try:
@@ -108,9 +110,9 @@ def located(arguments, context, deadline):
 
 
 def forecast_for(location, units, variables, context, deadline):
-    return fetched(f"{context.config['OPEN_METEO_BASE_URL']}/forecast", {
+    return fetched(context.config["OPEN_METEO_BASE_URL"], "/forecast", {
         "latitude": location["latitude"], "longitude": location["longitude"], **variables,
-        "timezone": "auto", **UNIT_PARAMETERS[units]}, deadline, "forecast")
+        "timezone": "auto", **UNIT_PARAMETERS[units]}, context.config, deadline, "forecast")
 
 
 def with_timezone(location, forecast):
@@ -121,45 +123,35 @@ def units_of(units):
     return {**UNIT_LABELS[units], **SHARED_LABELS}
 
 
-def fetched(url, parameters, deadline, service):
-    """The JSON object Open-Meteo answers, within the deadline and MAX_RESPONSE_BYTES."""
+def fetched(base_url, path, parameters, config, deadline, service):
+    """The JSON object Open-Meteo answers, within the deadline and MAX_RESPONSE_BYTES. Every
+    failure is Open-Meteo's (502, or 504 past the deadline) and names the service."""
     try:
-        with SESSION.get(url, params=parameters, stream=True,
-                         timeout=max(deadline - time.monotonic(), 0.001)) as response:
-            body = read_capped(response, deadline, service)
-    except requests.Timeout:
-        raise UpstreamTimeout(details={"service": service}) from None
-    except requests.ConnectionError:
-        # A read that stalls mid-body surfaces as a connection error.
-        if time.monotonic() >= deadline:
-            raise UpstreamTimeout(details={"service": service}) from None
-        raise UpstreamError(details={"service": service, "reason": "unreachable"}) from None
-    except requests.RequestException:
-        raise UpstreamError(details={"service": service}) from None
+        page = netguard.fetch(f"{base_url}{path}?{urlencode(parameters)}", config=config,
+                              max_bytes=MAX_RESPONSE_BYTES, timeout=netguard.remaining(deadline),
+                              trusted=(base_url,))
+    except ValidationFailed as refused:
+        # A base URL that is no http(s) URL, or a redirect to an address the guard refuses:
+        # what the operator configured failed, not what the caller asked.
+        raise UpstreamError(details={"service": service,
+                                     "reason": refused.details["url"][0]}) from None
+    except ApiError as failed:
+        failed.details = {"service": service, **(failed.details or {})}
+        raise
+    if page.truncated:
+        raise UpstreamError(details={"service": service, "reason": "answer too large"})
     try:
         # Strict: a NaN temperature would reach the client as a token no JSON parser reads.
-        answer = strict_json.loads(body.decode("utf-8"))
+        answer = strict_json.loads(page.body.decode("utf-8"))
     except (ValueError, RecursionError):
         answer = None
-    if response.status_code != 200:
+    if page.status != 200:
         reason = answer.get("reason") if isinstance(answer, dict) else None
-        raise UpstreamError(details={"service": service, "status": response.status_code,
+        raise UpstreamError(details={"service": service, "status": page.status,
                                      **({"reason": str(reason)} if reason else {})})
     if not isinstance(answer, dict):
         raise unexpected_answer(service)
     return answer
-
-
-def read_capped(response, deadline, service):
-    chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise UpstreamError(details={"service": service, "reason": "answer too large"})
-        if time.monotonic() > deadline:
-            raise UpstreamTimeout(details={"service": service})
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def unexpected_answer(service):
@@ -186,7 +178,7 @@ CURRENT_WEATHER = Tool(
         "temperature, humidity, wind speed and direction, precipitation, and a description."),
     parameters={"type": "object", "properties": LOCATION_PROPERTIES},
     handler=current_weather,
-    timeout=20.0,
+    time_limit=itemgetter("WEATHER_TIMEOUT"),
 )
 
 WEATHER_FORECAST = Tool(
@@ -202,7 +194,7 @@ WEATHER_FORECAST = Tool(
                  "description": "how many days, today first"},
     }},
     handler=weather_forecast,
-    timeout=20.0,
+    time_limit=itemgetter("WEATHER_TIMEOUT"),
 )
 
 TOOLS = [CURRENT_WEATHER, WEATHER_FORECAST]

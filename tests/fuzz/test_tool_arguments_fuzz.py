@@ -19,6 +19,7 @@ from chatapi.tools import default_registry
 from ..fake_open_meteo import FakeOpenMeteo
 from ..local_sites import local_site
 from ..security.conftest import connections  # noqa: F401 (the loopback guard)
+from ..test_strict_json import strictly_parsed
 
 TOOLS = default_registry().tools
 FETCH_TOOLS = ("fetch_webpage", "extract_links")
@@ -99,12 +100,6 @@ def holds_lone_surrogate(value):
         return any(holds_lone_surrogate(key) or holds_lone_surrogate(item)
                    for key, item in value.items())
     return False
-
-
-def strictly_parsed(text):
-    def refuse(name):
-        raise AssertionError(f"{name} in a response")
-    return json.loads(text, parse_constant=refuse)
 
 
 def assert_envelope(response):
