@@ -46,6 +46,9 @@ def answer_to(function, arguments, result_max_bytes):
     """The encoded answer to one call: every failure is an answer, never an exit."""
     try:
         answer = {"result": function(*arguments)}
+        if strict_json.nested_deeper_than(answer["result"]):
+            answer = error_answer(422, details={"_schema": [
+                f"the result is nested more than {strict_json.MAX_DEPTH} levels deep"]})
     except ApiError as error:
         answer = error_answer(error.status, error.text_key, error.details)
     except MemoryError:
