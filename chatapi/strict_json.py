@@ -13,6 +13,11 @@ from flask.json.provider import DefaultJSONProvider
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Documents nested deeper are refused where they enter from a peer (a tool's result, the
+# model's tool arguments): the recursive code after parsing (encoders, storing a message, the
+# parser again at a deeper stack) breaks somewhere between 400 and 950 levels, depending on
+# where it runs.
+MAX_DEPTH = 100
 
 
 class NotStrictJSON(ValueError):
@@ -82,6 +87,18 @@ def lone_surrogate_path(root):
                 return [*path, key]
             stack.append(((*path, key), child))
     return None
+
+
+def nested_deeper_than(root, depth=MAX_DEPTH):
+    """True when root has more than `depth` levels of arrays and objects."""
+    stack = [(root, 0)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, (list, dict)):
+            if level == depth:
+                return True
+            stack.extend((child, level + 1) for _key, child in children(value))
+    return False
 
 
 def path_text(path):

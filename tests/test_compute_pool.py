@@ -10,6 +10,7 @@ import time
 import pytest
 
 from chatapi.errors import ApiError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed
+from chatapi.tools.code import regex_matches
 from chatapi.tools.compute_pool import ComputePool
 from chatapi.tools.csv_summary import MAX_CELLS, MAX_COLUMNS
 
@@ -139,3 +140,20 @@ def test_a_result_over_the_cap_is_422(pool):
     with pytest.raises(ValidationFailed) as refused:
         pool.run(str.__mul__, "x", 5 * 1024 * 1024)
     assert "cap" in refused.value.details["_schema"][0]
+
+
+def test_a_result_too_big_to_encode_in_memory_is_422_and_its_worker_lives_on():
+    """A regex_test whose 1,000 matches each capture the rest of 100,000 CJK characters: 200 MB
+    of groups, 600 MB of ASCII JSON. Encoding it ran out of memory and killed the worker: a 500,
+    and a worker start (seconds of CPU) for every such call."""
+    pool = ComputePool(workers=1, deadline_seconds=60.0, queue_size=0, memory_megabytes=256)
+    try:
+        pool.start()
+        [worker] = worker_pids(pool)
+        with pytest.raises(ValidationFailed) as refused:
+            pool.run(regex_matches, "(?=(.*))", "中" * 100_000, [], 1000)
+        assert "memory" in refused.value.details["_schema"][0]
+        assert worker_pids(pool) == [worker]
+        assert pool.run(math.factorial, 5) == 120
+    finally:
+        pool.close()

@@ -107,3 +107,15 @@ def test_heads_over_the_apps_limits_are_refused_by_the_app_with_the_envelope(ser
 def test_what_gunicorn_refuses_itself_is_the_envelope_too(served, head, status, code, message):
     base, _ = served
     assert_envelope(*raw_request(base, head.encode()), status, code, message)
+
+
+def test_a_malformed_chunked_body_is_400_not_500(served):
+    """gunicorn reports a bad chunk while the app reads the body: that was a 500 (and a stack
+    in the log) for what is the client's malformed request."""
+    base, _ = served
+    status, headers, body = raw_request(
+        base, b"POST /api/auth/login HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+              b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert status == 400, body
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "bad_request"

@@ -6,6 +6,7 @@ responses."""
 from http import HTTPStatus
 
 import flask_smorest
+from gunicorn.http.errors import NoMoreData, ParseException
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -24,8 +25,12 @@ QUERY_ERRORS = (422,)
 
 class JsonObjectParser(FlaskParser):
     def _raw_load_json(self, req):
-        raw = req.get_data(cache=True)
-        if past_the_cap(req, raw):
+        try:
+            raw = req.get_data(cache=True)
+            too_large = past_the_cap(req, raw)
+        except (ParseException, NoMoreData):  # gunicorn's, for a malformed or cut chunked body
+            abort(400, messages={"json": ["Malformed chunked body."]})
+        if too_large:
             raise RequestEntityTooLarge()
         if not raw.strip():
             return core.missing

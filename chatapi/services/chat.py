@@ -246,6 +246,8 @@ def parse_arguments(raw):
         return None, f"arguments are not a valid JSON object: {error}"
     if not isinstance(arguments, dict):
         return None, "arguments are not a valid JSON object"
+    if strict_json.nested_deeper_than(arguments):
+        return None, f"arguments are nested more than {strict_json.MAX_DEPTH} levels deep"
     return arguments, None
 
 

@@ -26,10 +26,12 @@ MAX_USER_ID = 2 ** 31 - 1
 # models.user.new_token_key makes.
 JTI = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TOKEN_KEY = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# Times past the last second of year 9999 are no date: revoking such a token failed (a 500).
+MAX_TIMESTAMP = 253402300799
 
 
-def is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def is_timestamp(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TIMESTAMP
 
 
 def matches(pattern, value):
@@ -41,7 +43,7 @@ def well_formed(claims):
     `type` and the account's token key, each of the type issued. The signature and the times
     are PyJWT's to check."""
     return (matches(SUBJECT, claims.get("sub")) and int(claims["sub"]) <= MAX_USER_ID
-            and is_count(claims.get("iat")) and is_count(claims.get("exp"))
+            and is_timestamp(claims.get("iat")) and is_timestamp(claims.get("exp"))
             and matches(JTI, claims.get("jti")) and claims.get("type") in TOKEN_TYPES
             and matches(TOKEN_KEY, claims.get(TOKEN_KEY_CLAIM)))
 

@@ -42,15 +42,21 @@ def error_answer(status, text_key=None, details=None):
     return {"error": {"status": status, "text_key": text_key, "details": details}}
 
 
+OUT_OF_MEMORY = error_answer(422, details={"_schema": [
+    "the computation needs more memory than this service allows"]})
+
+
 def answer_to(function, arguments, result_max_bytes):
     """The encoded answer to one call: every failure is an answer, never an exit."""
     try:
         answer = {"result": function(*arguments)}
+        if strict_json.nested_deeper_than(answer["result"]):
+            answer = error_answer(422, details={"_schema": [
+                f"the result is nested more than {strict_json.MAX_DEPTH} levels deep"]})
     except ApiError as error:
         answer = error_answer(error.status, error.text_key, error.details)
     except MemoryError:
-        answer = error_answer(422, details={"_schema": [
-            "the computation needs more memory than this service allows"]})
+        answer = OUT_OF_MEMORY
     except RecursionError:
         answer = error_answer(422, details={"_schema": ["the input is nested too deeply"]})
     except Exception:
@@ -62,6 +68,8 @@ def answer_to(function, arguments, result_max_bytes):
         log.error("computation %s made a result that is not strict JSON",
                   getattr(function, "__qualname__", function))
         return strict_json.dumps(error_answer(500)).encode("ascii")
+    except MemoryError:  # a result that fits in memory, but not its JSON text as well
+        return strict_json.dumps(OUT_OF_MEMORY).encode("ascii")
     if len(encoded) > result_max_bytes:
         return strict_json.dumps(error_answer(422, details={"_schema": [
             f"the result is {len(encoded):,} bytes of JSON, over the {result_max_bytes:,}-byte "

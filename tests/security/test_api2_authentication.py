@@ -401,3 +401,16 @@ def test_a_validly_signed_token_without_an_integer_issue_time_is_401(client, use
         del claims["iat"]
     response = client.get("/api/auth/me", headers=bearer(signed(claims)))
     assert_error(response, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("expires", [2 ** 53, 10 ** 20])
+def test_a_validly_signed_token_expiring_past_any_date_is_refused(
+        client, user, auth_headers, expires):
+    """Logging out with one was a 500: its expiry is no date (OverflowError, ValueError)."""
+    token = bearer(signed(claims_for(user, exp=expires)))
+    assert_error(client.get("/api/auth/me", headers=token), 401, "unauthorized")
+    assert_error(client.post("/api/auth/logout", headers=token), 401, "unauthorized")
+    refresh = signed(claims_for(user, type="refresh", exp=expires))
+    response = client.post("/api/auth/logout", headers=auth_headers,
+                           json={"refresh_token": refresh})
+    assert_error(response, 422, "validation_error")
