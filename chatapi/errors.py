@@ -6,6 +6,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from .language import request_language
 from .texts import say
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def error_response(status, text_key=None, details=None, data=None, headers=None)
     code = code_for(status)
     body = {
         "success": False,
-        "message": say(text_key or code),
+        "message": say(text_key or code, request_language()),
         "error": {"code": code, "details": details or {}},
     }
     if data is not None:

@@ -103,4 +103,5 @@ def last_event(exchange, outcome, finish_exchange):
     if outcome is _END:
         return event("done", {"assistant_message": stored})
     return event("error", {"code": CODE_BY_STATUS[outcome.status],
-                           "message": say(outcome.text_key), "assistant_message": stored})
+                           "message": say(outcome.text_key, exchange.language),
+                           "assistant_message": stored})
