@@ -163,9 +163,11 @@ def handle_http_exception(error):
 
 
 def api_error_for(error):
-    """The ApiError a client is shown for any other exception (a stream's last event too):
-    503 when the database is out of reach or its pool stayed taken (the worker is overloaded),
-    else 500, logged with its stack."""
+    """The ApiError a client is shown for any exception, wherever it ends a request or an
+    answer (the envelope, a stream's last event, a stored answer's error): an ApiError as
+    raised; 503 when the database is out of reach or its pool stayed taken (the worker is
+    overloaded); else 500, logged with its stack. A provider's failures are ApiErrors already
+    (502/503/504, chatapi/glm.py), so what is left is ours."""
     if isinstance(error, ApiError):
         return error
     if isinstance(error, PoolTimeout):

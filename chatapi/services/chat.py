@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import partial
 
 from .. import strict_json
-from ..errors import ApiError, RateLimited, UpstreamError
+from ..errors import ApiError, RateLimited, UpstreamError, api_error_for
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
 from ..models import Message
@@ -216,15 +216,8 @@ def run_to_end(run_exchange):
         for _ in run_exchange():
             pass
     except Exception as error:  # every failure must end as a stored answer
-        return as_api_error(error)
+        return api_error_for(error)
     return None
-
-
-def as_api_error(error):
-    if isinstance(error, ApiError):
-        return error
-    log.error("exchange failed unexpectedly", exc_info=error)
-    return UpstreamError(details={"provider_error": type(error).__name__})
 
 
 def record_finish(exchange, finish):
