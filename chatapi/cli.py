@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 from .errors import ApiError
 from .schemas.auth import RegisterSchema
 from .services import users
+from .texts import DEFAULT_LANGUAGE
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 
@@ -48,7 +49,8 @@ def create(name, email, admin, password_stdin):
         problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.messages.items())
         raise click.ClickException(problems) from None
     try:
-        user = users.create_user(**fields, role="admin" if admin else "user")
+        user = users.create_user(**fields, role="admin" if admin else "user",
+                                 language=DEFAULT_LANGUAGE)
     except ApiError as error:
         problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.details.items())
         raise click.ClickException(problems) from None

@@ -6,6 +6,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from .language import request_language
 from .texts import say
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def error_response(status, text_key=None, details=None, data=None, headers=None)
     code = code_for(status)
     body = {
         "success": False,
-        "message": say(text_key or code),
+        "message": say(text_key or code, request_language()),
         "error": {"code": code, "details": details or {}},
     }
     if data is not None:
@@ -162,9 +163,11 @@ def handle_http_exception(error):
 
 
 def api_error_for(error):
-    """The ApiError a client is shown for any other exception (a stream's last event too):
-    503 when the database is out of reach or its pool stayed taken (the worker is overloaded),
-    else 500, logged with its stack."""
+    """The ApiError a client is shown for any exception, wherever it ends a request or an
+    answer (the envelope, a stream's last event, a stored answer's error): an ApiError as
+    raised; 503 when the database is out of reach or its pool stayed taken (the worker is
+    overloaded); else 500, logged with its stack. A provider's failures are ApiErrors already
+    (502/503/504, chatapi/glm.py), so what is left is ours."""
     if isinstance(error, ApiError):
         return error
     if isinstance(error, PoolTimeout):

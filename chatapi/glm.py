@@ -166,15 +166,20 @@ class ChatStream:
                         merge_tool_call_fragment(calls, call)
                     if choice.get("finish_reason"):
                         finish = Finish(choice["finish_reason"], usage_of(chunk))
+            indexes = sorted(calls)
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
+        except (AttributeError, TypeError, ValueError) as error:
+            # JSON shaped otherwise than GLM's chunks (`choices` holding no objects, a count
+            # that is no number): an invalid answer from upstream, so 502 like any other.
+            raise UpstreamError(details={"provider_error": "malformed stream chunk"}) from error
         finally:
             # Read to its end (chunks_of), a response hands its connection back to the pool;
             # cut short, this closes the connection now rather than whenever the GC runs.
             self._response.close()
         if finish is None:
             raise UpstreamError(details={"provider_error": "stream ended without finish_reason"})
-        for index in sorted(calls):
+        for index in indexes:
             call = calls[index]
             yield ToolCallRequest(call["id"] or f"call_{index}", call["name"], call["arguments"])
         yield finish

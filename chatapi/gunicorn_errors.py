@@ -11,14 +11,14 @@ from gunicorn import util
 
 from .errors import code_for
 from .security_headers import HEADERS
-from .texts import say
+from .texts import DEFAULT_LANGUAGE, say
 
 
 def write_error(sock, status_int, reason, _mesg):
     code = code_for(status_int)
     # gunicorn's 400s are about HTTP itself, not the JSON body the usual bad_request text means.
     text_key = "malformed_request" if code == "bad_request" else code
-    body = json.dumps({"success": False, "message": say(text_key),
+    body = json.dumps({"success": False, "message": say(text_key, DEFAULT_LANGUAGE),
                        "error": {"code": code, "details": {}}}, ensure_ascii=False).encode()
     headers = {"Connection": "close", "Content-Type": "application/json",
                "Content-Length": str(len(body)), **HEADERS, "Cache-Control": "no-store"}

@@ -1,5 +1,10 @@
-"""Every user-facing text, Chinese and English side by side (API.md §1)."""
-from flask import has_request_context, request
+"""Every user-facing text, Chinese and English side by side (API.md §1). Which of the two is
+the caller's to say: the API layer decides a request's language (chatapi/language.py) and
+passes it down to whatever writes text, so a text reads the same in a request and in a
+stream's reader greenlet."""
+
+LANGUAGES = ("zh", "en")  # the order of each row below
+DEFAULT_LANGUAGE = "zh"
 
 TEXTS = {
     # success messages
@@ -64,12 +69,6 @@ TEXTS = {
 }
 
 
-def wants_english():
-    if not has_request_context():
-        return False
-    return request.accept_languages.best_match(["zh", "en"], default="zh") == "en"
-
-
-def say(key):
+def say(key, language):
     zh, en = TEXTS[key]
-    return en if wants_english() else zh
+    return en if language == "en" else zh

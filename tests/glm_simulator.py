@@ -36,6 +36,8 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
 - ``[[finish:REASON]]``: the final finish_reason (stop, length, sensitive, network_error ...).
 - ``[[stream_error:N]]``: after N chunks, an error object inside the stream
   (``data: {"error": {"code": "1301", ...}}``) and the end of the stream.
+- ``[[malformed_chunk]]``: the stream opens with a chunk of valid JSON shaped otherwise than
+  GLM's (``"choices": ["not an object"]``), as a broken provider or proxy might send.
 - ``[[no_finish]]``: the stream ends with ``[DONE]`` but no chunk has a finish_reason or usage
   (non-streaming: ``finish_reason: null``).
 - ``[[echo]]``: the reply text is the request body received, as one line of JSON.
@@ -393,6 +395,8 @@ class Simulator:
     def stream(self, chunks, markers, record, connection, write):
         events = [b"data: " + wire_json(c) + b"\n\n" for c in chunks]
         events.append(b"data: [DONE]\n\n")
+        if markers.has("malformed_chunk"):
+            events.insert(0, b"data: " + wire_json({"choices": ["not an object"]}) + b"\n\n")
         error_at = markers.value("stream_error", None, int)
         if error_at is not None:
             events[min(error_at, len(chunks)):] = [STREAM_ERROR]

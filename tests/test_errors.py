@@ -1,12 +1,16 @@
 """Every row of API.md §1's status table, in the envelope, in both languages."""
 import logging
+import queue
 import time
 
 import jwt as pyjwt
 import pytest
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chatapi import errors
+from chatapi.api import sse
 from chatapi.extensions import db
+from chatapi.services import chat
 
 from .conftest import JWT_TEST_SECRET, PASSWORD, bearer, expired_access_token
 
@@ -145,6 +149,37 @@ def test_unexpected_exception_is_500_without_details_and_is_logged(make_app, cap
     assert "SELECT" not in response.get_data(as_text=True)
     assert body["error"]["details"] == {}
     assert any("RuntimeError" in record.getMessage() for record in caplog.records)
+
+
+def failing_answer(error):
+    def run_exchange():
+        yield "text", {"delta": "partial "}
+        raise error
+    return run_exchange
+
+
+def ended_by_send(error):
+    return chat.run_to_end(failing_answer(error))
+
+
+def ended_by_stream(error):
+    events = queue.Queue()
+    sse.read_into(events, failing_answer(error))
+    *_, last = events.queue
+    return last
+
+
+@pytest.mark.parametrize("ended_by", [ended_by_send, ended_by_stream])
+@pytest.mark.parametrize("error,status,text_key", [
+    (KeyError("a bug of ours"), 500, "internal_error"),
+    (PoolTimeout("the pool stayed taken"), 503, "database_unavailable"),
+    (errors.UpstreamTimeout(), 504, "upstream_timeout"),
+])
+def test_an_answer_fails_with_what_a_request_would_answer(ended_by, error, status, text_key):
+    """One mapping from exceptions to API errors: an answer that fails unexpectedly, sent or
+    streamed, ends with the error the envelope gives any request failing so."""
+    ended = ended_by(error)
+    assert (ended.status, ended.text_key) == (status, text_key)
 
 
 @pytest.mark.parametrize("error_class,status,code", [

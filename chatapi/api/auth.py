@@ -2,6 +2,7 @@ from flask import current_app, request
 from flask_jwt_extended import current_user, get_jwt
 from .blueprint import Blueprint
 
+from ..language import request_language
 from ..schemas.auth import (AccessTokenSchema, LoginResultSchema, LoginSchema, LogoutSchema,
                             RegisterSchema, UserRefSchema, UserSchema)
 from ..schemas.envelope import envelope
@@ -18,10 +19,11 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts 
 @blp.arguments(RegisterSchema)
 @blp.response(201, envelope(UserRefSchema))
 def register(body):
+    language = request_language()
     user = users.register(body, request.remote_addr,
                           current_app.extensions["chatapi.rate_limiter"],
-                          current_app.config["REGISTER_LIMIT"])
-    return {"message": say("registered"), "data": user}
+                          current_app.config["REGISTER_LIMIT"], language)
+    return {"message": say("registered", language), "data": user}
 
 
 @blp.route("/login", methods=["POST"])
@@ -36,14 +38,14 @@ def login(body):
                         current_app.config["LOGIN_ADDRESS_FAILURE_LIMIT"])
     result = tokens.issue_tokens(user, current_app.config)
     result["user"] = user
-    return {"message": say("logged_in"), "data": result}
+    return {"message": say("logged_in", request_language()), "data": result}
 
 
 @blp.route("/refresh", methods=["POST"])
 @refresh_token_required
 @blp.response(200, envelope(AccessTokenSchema))
 def refresh():
-    return {"message": say("token_refreshed"),
+    return {"message": say("token_refreshed", request_language()),
             "data": tokens.access_token_for(current_user, current_app.config)}
 
 
@@ -52,10 +54,12 @@ def refresh():
 @blp.arguments(LogoutSchema)
 @blp.response(200, envelope())
 def logout(body):
+    language = request_language()
     if "refresh_token" in body:
-        tokens.revoke_refresh_token(revocations(), body["refresh_token"], current_user.id)
+        tokens.revoke_refresh_token(revocations(), body["refresh_token"], current_user.id,
+                                    language)
     tokens.revoke(revocations(), get_jwt())
-    return {"message": say("logged_out")}
+    return {"message": say("logged_out", language)}
 
 
 @blp.route("/me")

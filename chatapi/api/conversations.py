@@ -1,5 +1,6 @@
 from flask_jwt_extended import current_user
 
+from ..language import request_language
 from ..schemas.conversations import (ConversationInputSchema, ConversationListQuerySchema,
                                      ConversationPageSchema, ConversationSchema,
                                      ConversationUpdateSchema)
@@ -26,7 +27,7 @@ def list_conversations(query):
 @blp.arguments(ConversationInputSchema)
 @blp.response(201, envelope(ConversationSchema))
 def create_conversation(fields):
-    return {"message": say("conversation_created"),
+    return {"message": say("conversation_created", request_language()),
             "data": conversations.create(current_user.id, fields)}
 
 
@@ -45,7 +46,7 @@ def get_conversation(conversation_id):
 @blp.response(200, envelope(ConversationSchema))
 def update_conversation(fields, conversation_id):
     conversation = conversations.get_owned(current_user.id, conversation_id)
-    return {"message": say("conversation_updated"),
+    return {"message": say("conversation_updated", request_language()),
             "data": conversations.update(conversation, fields)}
 
 
@@ -55,4 +56,4 @@ def update_conversation(fields, conversation_id):
 @blp.response(200, envelope())
 def delete_conversation(conversation_id):
     conversations.delete(conversations.get_owned(current_user.id, conversation_id))
-    return {"message": say("conversation_deleted")}
+    return {"message": say("conversation_deleted", request_language())}

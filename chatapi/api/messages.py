@@ -1,6 +1,7 @@
 from flask import Response, current_app, stream_with_context
 from flask_jwt_extended import current_user
 
+from ..language import request_language
 from ..schemas.envelope import envelope
 from ..schemas.messages import (ExchangeSchema, MessageListQuerySchema, MessagePageSchema,
                                 SendMessageSchema)
@@ -20,13 +21,14 @@ def begin_exchange(body):
                       body["tools_enabled"], config=current_app.config,
                       registry=current_app.extensions["chatapi.tools"],
                       limiter=current_app.extensions["chatapi.rate_limiter"],
-                      slots=current_app.extensions["chatapi.answer_slots"])
+                      slots=current_app.extensions["chatapi.answer_slots"],
+                      language=request_language())
 
 
 def exchange_runner(exchange):
     glm = current_app.extensions["chatapi.glm"]
     registry = current_app.extensions["chatapi.tools"]
-    context = tool_context()
+    context = tool_context(exchange.language)
     rounds = current_app.config["TOOL_MAX_ROUNDS"]
     limiter = current_app.extensions["chatapi.rate_limiter"]
     return lambda: chat.run(exchange, glm, registry, context, rounds, limiter)
@@ -79,4 +81,4 @@ def stream_message(body):
 @blp.response(200, envelope())
 def delete_message(message_id):
     messages.delete(messages.get_owned(current_user.id, message_id))
-    return {"message": say("message_deleted")}
+    return {"message": say("message_deleted", request_language())}

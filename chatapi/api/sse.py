@@ -9,7 +9,6 @@ from gevent import GreenletExit
 
 from ..errors import CODE_BY_STATUS, ApiError, api_error_for
 from ..schemas.messages import MessageSchema
-from ..services.chat import as_api_error
 from ..texts import say
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -48,7 +47,7 @@ def read_into(events, run_exchange):
             events.put(item)
         events.put(_END)
     except Exception as error:  # every failure must reach the client as an event
-        events.put(as_api_error(error))
+        events.put(api_error_for(error))
 
 
 def relay(exchange, run_exchange, finish_exchange, ping_seconds):
@@ -103,4 +102,5 @@ def last_event(exchange, outcome, finish_exchange):
     if outcome is _END:
         return event("done", {"assistant_message": stored})
     return event("error", {"code": CODE_BY_STATUS[outcome.status],
-                           "message": say(outcome.text_key), "assistant_message": stored})
+                           "message": say(outcome.text_key, exchange.language),
+                           "assistant_message": stored})

@@ -1,11 +1,11 @@
 from flask import current_app
 from flask_jwt_extended import current_user
 
+from ..language import request_language
 from ..schemas.envelope import envelope
 from ..schemas.tools import (ToolArgumentsSchema, ToolListQuerySchema, ToolListSchema,
                              ToolRunSchema, ToolSchema)
 from ..tools import ToolContext
-from ..texts import wants_english
 from .blueprint import Blueprint
 from .security import login_required
 
@@ -16,8 +16,8 @@ def registry():
     return current_app.extensions["chatapi.tools"]
 
 
-def tool_context():
-    return ToolContext(config=current_app.config, language="en" if wants_english() else "zh",
+def tool_context(language):
+    return ToolContext(config=current_app.config, language=language,
                        glm=current_app.extensions["chatapi.glm"],
                        compute=current_app.extensions["chatapi.compute"].run)
 
@@ -47,4 +47,4 @@ def execute_tool(arguments, name):
     limit = current_app.config["TOOL_RATE_LIMIT"]
     if limit:
         current_app.extensions["chatapi.rate_limiter"].take(limit, "tools", current_user.id)
-    return {"data": registry().execute(name, arguments, tool_context())}
+    return {"data": registry().execute(name, arguments, tool_context(request_language()))}

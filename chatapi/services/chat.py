@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import partial
 
 from .. import strict_json
-from ..errors import ApiError, RateLimited, UpstreamError
+from ..errors import ApiError, RateLimited, UpstreamError, api_error_for
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
 from ..models import Message
@@ -29,7 +29,8 @@ LIVE = weakref.WeakSet()
 @dataclass(eq=False)
 class Exchange:
     """Everything one answer needs, loaded before the model is called, so no database
-    connection is held while it streams; and what the answer has gathered so far."""
+    connection is held while it streams (the language its stored texts are written in too: a
+    reader greenlet has no request); and what the answer has gathered so far."""
 
     conversation_id: str
     model: str
@@ -41,6 +42,7 @@ class Exchange:
     user_message: Message
     assistant_message_id: str
     user_id: int
+    language: str
     slots: object = None
     slot_renewed_at: float = field(default_factory=time.monotonic)
     started_at: object = None
@@ -79,7 +81,7 @@ class Exchange:
     def fail(self, error):
         if not self.cancelled:
             self.status = "error"
-            self.error = say(error.text_key)
+            self.error = say(error.text_key, self.language)
             if error.details and error.details.get("provider_message"):
                 self.error += f": {error.details['provider_message']}"
 
@@ -90,9 +92,9 @@ def title_from(content):
 
 
 def begin(user_id, conversation_id, content, tools_enabled, *, config, registry, limiter,
-          slots):
-    """Check the user's limits, store the user's message and prepare the answer. Refused
-    (429) before anything is stored."""
+          slots, language):
+    """Check the user's limits, store the user's message and prepare the answer, whose texts
+    are written in `language`. Refused (429) before anything is stored."""
     conversation = conversations.get_owned(user_id, conversation_id)
     if config["MESSAGE_RATE_LIMIT"]:
         limiter.take(config["MESSAGE_RATE_LIMIT"], "messages", user_id)
@@ -103,7 +105,7 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry,
         slots.acquire(user_id, answer_id, config["MAX_CONCURRENT_ANSWERS"])
     try:
         return open_exchange(conversation, content, tools_enabled, answer_id, user_id, slots,
-                             config=config, registry=registry)
+                             config=config, registry=registry, language=language)
     except BaseException:
         if slots is not None:
             slots.release(user_id, answer_id)
@@ -111,7 +113,7 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry,
 
 
 def open_exchange(conversation, content, tools_enabled, answer_id, user_id, slots, *, config,
-                  registry):
+                  registry, language):
     """Store the user's message and load everything the answer needs."""
     earlier = messages.replayable_history(conversation.id)
     user_message = Message(conversation_id=conversation.id, role="user", content=content,
@@ -132,7 +134,8 @@ def open_exchange(conversation, content, tools_enabled, answer_id, user_id, slot
         thinking=conversation.thinking_enabled, wire=wire,
         tools=registry.functions if tools_enabled else None,
         user_message=user_message, assistant_message_id=answer_id, user_id=user_id,
-        slots=slots, started_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)))
+        language=language, slots=slots,
+        started_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)))
     db.session.expunge(user_message)
     # Release the connection before the model is asked: a stream may last minutes.
     db.session.close()
@@ -214,15 +217,8 @@ def run_to_end(run_exchange):
         for _ in run_exchange():
             pass
     except Exception as error:  # every failure must end as a stored answer
-        return as_api_error(error)
+        return api_error_for(error)
     return None
-
-
-def as_api_error(error):
-    if isinstance(error, ApiError):
-        return error
-    log.error("exchange failed unexpectedly", exc_info=error)
-    return UpstreamError(details={"provider_error": type(error).__name__})
 
 
 def record_finish(exchange, finish):
@@ -274,7 +270,7 @@ def run_tool(registry, tool_context, call, arguments, problem, admit):
             result = registry.execute(call.name, arguments, tool_context)["result"]
             status = "ok"
         except ApiError as error:
-            result = {"error": say(error.text_key), "code": error.status}
+            result = {"error": say(error.text_key, tool_context.language), "code": error.status}
             if error.details:
                 result["details"] = error.details
             status = "error"

@@ -116,14 +116,16 @@ def revoke(store, claims):
     store.revoke(claims["jti"], expiry_of(claims))
 
 
-def revoke_refresh_token(store, refresh_token, user_id):
+def revoke_refresh_token(store, refresh_token, user_id, language):
     """Logout may name the session's refresh token too; it must be a refresh token of the
-    same user. One that has already expired needs no revoking."""
+    same user (else a 422 whose details are written in `language`). One that has already
+    expired needs no revoking."""
     try:
         claims = decode_token(refresh_token, allow_expired=True)
     except (InvalidTokenError, JWTExtendedException, ExpiredSignatureError):
         claims = None
     if not claims or claims.get("type") != "refresh" or claims.get("sub") != str(user_id):
-        raise ValidationFailed(details={"refresh_token": [say("invalid_refresh_token")]})
+        raise ValidationFailed(details={"refresh_token": [say("invalid_refresh_token",
+                                                              language)]})
     if expiry_of(claims) > utcnow():
         revoke(store, claims)

@@ -10,7 +10,7 @@ from ..texts import say
 from . import passwords
 
 
-def _conflicts(username, email):
+def _conflicts(username, email, language):
     taken = db.session.execute(
         select(User.username_key, User.email).where(
             or_(User.username_key == username_key(username), User.email == email))
@@ -18,15 +18,16 @@ def _conflicts(username, email):
     details = {}
     for key, taken_email in taken:
         if key == username_key(username):
-            details["username"] = [say("username_taken")]
+            details["username"] = [say("username_taken", language)]
         if taken_email == email:
-            details["email"] = [say("email_taken")]
+            details["email"] = [say("email_taken", language)]
     return details
 
 
-def create_user(username, email, password, role="user"):
+def create_user(username, email, password, role="user", *, language):
+    """A name or address already taken is a 409 whose details are written in `language`."""
     email = email.lower()
-    details = _conflicts(username, email)
+    details = _conflicts(username, email, language)
     if details:
         raise Conflict(_conflict_text(details), details=details)
     user = User(username=username, username_key=username_key(username), email=email,
@@ -37,7 +38,8 @@ def create_user(username, email, password, role="user"):
     except IntegrityError:
         # Lost a race with a concurrent registration of the same name or address.
         db.session.rollback()
-        details = _conflicts(username, email) or {"username": [say("username_taken")]}
+        details = (_conflicts(username, email, language)
+                   or {"username": [say("username_taken", language)]})
         raise Conflict(_conflict_text(details), details=details) from None
     return user
 
@@ -96,11 +98,11 @@ def log_in(login, password, client_address, limiter, per_account, per_address):
         raise
 
 
-def register(fields, client_address, limiter, limit):
+def register(fields, client_address, limiter, limit, language):
     """Registrations are counted per client address: each costs a password hash and a row."""
     if limit:
         limiter.take(limit, "register", client_address or "unknown")
-    return create_user(**fields)
+    return create_user(**fields, language=language)
 
 
 def get_active_user(user_id, token_key):

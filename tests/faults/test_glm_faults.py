@@ -51,6 +51,8 @@ FAILURES = [
     pytest.param("[[stall:3]]", "upstream_timeout", 0, {}, id="stall-before-the-first-chunk"),
     pytest.param("[[chunks:3]][[stall:3]][[stall_after:1]]", "upstream_timeout", 1, {},
                  id="stall-mid-stream"),
+    pytest.param("[[malformed_chunk]]", "upstream_error", 0,
+                 {"provider_error": "malformed stream chunk"}, id="malformed-chunk"),
     pytest.param("[[no_finish]]", "upstream_error", 3,
                  {"provider_error": "stream ended without finish_reason"}, id="no-finish"),
     pytest.param("[[finish:sensitive]]", "upstream_error", 3, {"provider_message": "sensitive"},
