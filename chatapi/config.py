@@ -132,6 +132,7 @@ class Config:
             "COMPUTE_TIMEOUT": env_float("COMPUTE_TIMEOUT", 10.0),
             "COMPUTE_QUEUE": env_int("COMPUTE_QUEUE", 32),
             "COMPUTE_MEMORY_MB": env_int("COMPUTE_MEMORY_MB", 512),
+            "COMPUTE_PER_USER": env_int("COMPUTE_PER_USER", 1),
             "SSE_PING_SECONDS": env_float("SSE_PING_SECONDS", 15.0),
             "LOGIN_FAILURE_LIMIT": env_rate_limit("LOGIN_FAILURE_LIMIT", "10 per 5 minutes"),
             "LOGIN_ADDRESS_FAILURE_LIMIT": env_rate_limit("LOGIN_ADDRESS_FAILURE_LIMIT",

@@ -49,6 +49,8 @@ TEXTS = {
                             "Too many tool calls in one round: this one was not run"),
     "computation_timeout": ("工具计算超时，已被终止",
                             "The tool's computation took too long and was stopped"),
+    "computation_per_user": ("你的工具计算已在进行中，请等它结束再试",
+                             "Your other tool computations are still running; try again shortly"),
     "computation_busy": ("工具计算繁忙，请稍后再试",
                          "Too many tool computations are running; try again shortly"),
     "city_not_found": ("未找到该城市", "City not found"),

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from chatapi.errors import ApiError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed
+from chatapi.errors import (ApiError, RateLimited, UpstreamTimeout, UpstreamUnavailable,
+                            ValidationFailed)
 from chatapi.tools.code import regex_matches
 from chatapi.tools.compute_pool import ComputePool
 from chatapi.tools.csv_summary import MAX_CELLS, MAX_COLUMNS
@@ -155,5 +156,40 @@ def test_a_result_too_big_to_encode_in_memory_is_422_and_its_worker_lives_on():
         assert "memory" in refused.value.details["_schema"][0]
         assert worker_pids(pool) == [worker]
         assert pool.run(math.factorial, 5) == 120
+    finally:
+        pool.close()
+
+
+def test_one_owner_waits_for_its_own_calls_while_another_owner_gets_a_worker():
+    pool = ComputePool(workers=2, deadline_seconds=30.0, queue_size=8, memory_megabytes=256,
+                       per_owner=1)
+    alice, bob = pool.for_owner("alice"), pool.for_owner("bob")
+    second_done = threading.Event()
+    second = threading.Thread(target=lambda: (alice(math.factorial, 3), second_done.set()))
+    try:
+        with pool.owned("alice"):  # alice's first call, running
+            second.start()
+            assert wait_for(lambda: pool.owners_changed._waiters, timeout=10.0)
+            assert bob(math.factorial, 4) == 24
+            assert not second_done.is_set()
+        second.join()
+        assert second_done.is_set()
+        assert pool.owners == {}
+    finally:
+        second.join()
+        pool.close()
+
+
+def test_an_owner_past_its_cap_until_the_deadline_is_429():
+    pool = ComputePool(workers=2, deadline_seconds=0.5, queue_size=8, memory_megabytes=256,
+                       per_owner=1)
+    try:
+        with pool.owned("alice"):
+            with pytest.raises(RateLimited) as refused:
+                pool.for_owner("alice")(math.factorial, 3)
+        assert refused.value.text_key == "computation_per_user"
+        assert refused.value.headers == {"Retry-After": "1"}
+        assert pool.owners == {}
+        assert pool.for_owner("alice")(math.factorial, 3) == 6
     finally:
         pool.close()

@@ -28,7 +28,7 @@ def begin_exchange(body):
 def exchange_runner(exchange):
     glm = current_app.extensions["chatapi.glm"]
     registry = current_app.extensions["chatapi.tools"]
-    context = tool_context(exchange.language)
+    context = tool_context(exchange.language, exchange.user_id)
     rounds = current_app.config["TOOL_MAX_ROUNDS"]
     limiter = current_app.extensions["chatapi.rate_limiter"]
     return lambda: chat.run(exchange, glm, registry, context, rounds, limiter)

@@ -16,10 +16,10 @@ def registry():
     return current_app.extensions["chatapi.tools"]
 
 
-def tool_context(language):
+def tool_context(language, user_id):
     return ToolContext(config=current_app.config, language=language,
                        glm=current_app.extensions["chatapi.glm"],
-                       compute=current_app.extensions["chatapi.compute"].run)
+                       compute=current_app.extensions["chatapi.compute"].for_owner(user_id))
 
 
 @blp.route("/", methods=["GET"])
@@ -47,4 +47,5 @@ def execute_tool(arguments, name):
     limit = current_app.config["TOOL_RATE_LIMIT"]
     if limit:
         current_app.extensions["chatapi.rate_limiter"].take(limit, "tools", current_user.id)
-    return {"data": registry().execute(name, arguments, tool_context(request_language()))}
+    context = tool_context(request_language(), current_user.id)
+    return {"data": registry().execute(name, arguments, context)}

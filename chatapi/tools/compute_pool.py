@@ -9,6 +9,7 @@ is patched, the blocking one under the test client or the `flask` CLI); past the
 process is killed and replaced. Calls beyond the workers wait in a bounded queue; past it the
 pool answers 503 at once. One pool per process and settings, shared by every app in it."""
 import atexit
+import contextlib
 import os
 import pickle
 import select
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from queue import Queue
 
 from .. import strict_json
-from ..errors import ApiError, UpstreamTimeout, UpstreamUnavailable, ValidationFailed
+from ..errors import (ApiError, RateLimited, UpstreamTimeout, UpstreamUnavailable,
+                      ValidationFailed)
 from ..texts import TEXTS
 
 # Frames on the pipes: a 4-byte big-endian length, then the bytes (compute_worker.py).
@@ -105,7 +107,7 @@ def wait_until(deadline, readable=None, writable=None):
 
 
 class ComputePool:
-    def __init__(self, workers, deadline_seconds, queue_size, memory_megabytes):
+    def __init__(self, workers, deadline_seconds, queue_size, memory_megabytes, per_owner=1):
         self.size = workers
         self.deadline_seconds = deadline_seconds
         self.memory_megabytes = memory_megabytes
@@ -115,6 +117,37 @@ class ComputePool:
         self.started = False
         self.start_lock = threading.Lock()
         self.pid = os.getpid()
+        # Calls running or queued per owner (a user): past `per_owner` the owner's next call
+        # waits for one of its own to end, so one user's burst cannot hold every worker.
+        self.per_owner = per_owner
+        self.owners = {}
+        self.owners_changed = threading.Condition()
+
+    def for_owner(self, owner):
+        """`run` for calls made on behalf of `owner`: at most `per_owner` of them at once; the
+        next waits up to the deadline for one to end, then answers 429."""
+        def run(function, *arguments):
+            with self.owned(owner):
+                return self.run(function, *arguments)
+        return run
+
+    @contextlib.contextmanager
+    def owned(self, owner):
+        deadline = time.monotonic() + self.deadline_seconds
+        with self.owners_changed:
+            while self.owners.get(owner, 0) >= self.per_owner:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self.owners_changed.wait(remaining):
+                    raise RateLimited("computation_per_user", headers={"Retry-After": "1"})
+            self.owners[owner] = self.owners.get(owner, 0) + 1
+        try:
+            yield
+        finally:
+            with self.owners_changed:
+                self.owners[owner] -= 1
+                if not self.owners[owner]:
+                    del self.owners[owner]
+                self.owners_changed.notify_all()
 
     def run(self, function, *arguments):
         """function(*arguments) in a worker, within the deadline. `function` must be importable
@@ -219,7 +252,7 @@ POOLS_LOCK = threading.Lock()
 def compute_pool(config):
     """This process's pool for these settings (apps made with the same settings share it)."""
     settings = (config["COMPUTE_WORKERS"], config["COMPUTE_TIMEOUT"], config["COMPUTE_QUEUE"],
-                config["COMPUTE_MEMORY_MB"])
+                config["COMPUTE_MEMORY_MB"], config["COMPUTE_PER_USER"])
     with POOLS_LOCK:
         if settings not in POOLS:
             POOLS[settings] = ComputePool(*settings)
