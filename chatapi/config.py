@@ -107,7 +107,6 @@ def derive(config, instance_path):
     config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(
         seconds=config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"])
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
-    return config
 
 
 class Config:
