@@ -1,11 +1,25 @@
 """gunicorn settings for ChatAPI: gevent workers, so one worker holds many open streams."""
-import os
+import importlib.util
 from contextlib import contextmanager
+from pathlib import Path
 
 import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
-bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+
+def settings_from_env():
+    """chatapi/config.py's reading of gunicorn's variables. The file is loaded on its own:
+    importing the `chatapi` package here, in the master, would import the app (psycopg,
+    httpx, ...) into every worker before gevent patches it."""
+    path = Path(__file__).resolve().parent / "chatapi" / "config.py"
+    spec = importlib.util.spec_from_file_location("chatapi_gunicorn_config", path)
+    config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config)
+    return config.gunicorn_settings()
+
+
+_env = settings_from_env()
+bind = _env["bind"]
 
 
 class ChatAPIWorker(GeventWorker):
@@ -44,18 +58,18 @@ class ChatAPIWorker(GeventWorker):
 
 # Imported by gunicorn's master before any fork, so this file imports nothing of the app.
 worker_class = ChatAPIWorker
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = _env["workers"]
 # Each answer holds one client and one GLM connection; 2,000 leaves room beside 1,000 streams.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+worker_connections = _env["worker_connections"]
 # The gevent worker's heartbeat runs on its own greenlet, so a long healthy stream never
 # trips `timeout`; it only catches a worker whose loop is blocked.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _env["timeout"]
 # On SIGTERM a worker stops accepting and lets answers run this long; the ones still running
 # 2 s before the end are stored as `incomplete` (see post_worker_init below).
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = _env["graceful_timeout"]
 # Longer than nginx's upstream keepalive_timeout (60 s), so nginx never reuses a connection
 # that gunicorn has just closed (which would answer 502).
-keepalive = int(os.environ.get("KEEPALIVE", "75"))
+keepalive = _env["keepalive"]
 # The app refuses a request target over MAX_URL_LENGTH (4,096) and a head over
 # MAX_HEADERS_LENGTH (16 KiB) with the envelope's 414 / 431 (chatapi/http.py). gunicorn's own
 # limits sit above them so that the app answers first: the longest request line gunicorn still
@@ -68,7 +82,7 @@ limit_request_fields = 256
 # The app writes one line per request (with its request id) to the error log stream.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _env["loglevel"]
 # gunicorn's control socket lives at one path per user; several instances on a host (tests,
 # blue/green deploys) would fight over it, and nothing here uses it.
 control_socket_disable = True

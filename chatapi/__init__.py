@@ -8,20 +8,19 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, errors, http, postgres, security_headers, strict_json
-from .api import register_blueprints
-from .config import Config, jwt_secret_kept_in
+from .api import register_blueprints, security
+from .config import VERSION, Config, derive
 from .glm import GLMClient
-from .extensions import EnvelopedApi, db, jwt, migrate
+from .extensions import api, db, jwt, migrate
 from .models.text_search import register_sqlite_casefold
+from .redis_store import redis_client
 from .services.answer_slots import answer_slots
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
 from .tools import default_registry
 from .tools.compute_pool import compute_pool
 
-__version__ = "0.1.0"
-
-log = logging.getLogger(__name__)
+__version__ = VERSION
 
 
 def create_app(config=None):
@@ -29,7 +28,7 @@ def create_app(config=None):
     app.json = strict_json.StrictJSONProvider(app)
     app.config.update(Config.from_env())
     app.config.update(config or {})
-    configure(app)
+    derive(app.config, app.instance_path)
     configure_logging(app)
     if app.config["PROXY_FIX_X_FOR"] > 0 or app.config["PROXY_FIX_X_PROTO"] > 0:
         # remote_addr (the login throttle's key) becomes the client the trusted proxies saw.
@@ -38,52 +37,18 @@ def create_app(config=None):
 
     app.url_map.strict_slashes = False
     register_extensions(app)
-    register_blueprints(EnvelopedApi(app))
+    register_blueprints(api)
     errors.register_error_handlers(app)
-    errors.register_jwt_error_loaders(jwt)
     http.init_app(app)
     security_headers.init_app(app)
     cli.init_app(app)
     return app
 
 
-def configure(app):
-    config = app.config
-    config["VERSION"] = __version__
-    if not config.get("JWT_SECRET_KEY"):
-        log.warning("JWT_SECRET_KEY is not set: using a development key kept in instance/")
-        config["JWT_SECRET_KEY"] = jwt_secret_kept_in(app.instance_path)
-    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
+def make_sqlite_folder(config):
     sqlite_file = config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
     if sqlite_file != config["SQLALCHEMY_DATABASE_URI"] and sqlite_file != ":memory:":
         os.makedirs(os.path.dirname(sqlite_file), exist_ok=True)
-    config.update({
-        "JWT_TOKEN_LOCATION": ["headers"],
-        "API_TITLE": "ChatAPI",
-        "API_VERSION": __version__,
-        "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/api",
-        "OPENAPI_JSON_PATH": "openapi.json",
-        "API_SPEC_OPTIONS": {
-            "components": {"securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
-        },
-    })
-
-
-def engine_options(config):
-    """A bounded pool per worker: streams hold no connection, so a few serve many streams.
-    Database errors leave out the statement's values (password hashes, emails, message
-    text), so the traceback logged for a 500 carries none of them."""
-    url = config["SQLALCHEMY_DATABASE_URI"]
-    if url in ("sqlite://", "sqlite:///:memory:"):
-        return {"hide_parameters": True}  # one shared in-memory connection (StaticPool)
-    pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0,
-            "pool_timeout": config["DB_POOL_TIMEOUT"], "hide_parameters": True}
-    if url.startswith("sqlite"):
-        return {**pool, "connect_args": {"timeout": 5}}
-    return {**pool, "pool_pre_ping": True,
-            "connect_args": {"connect_timeout": config["DB_CONNECT_TIMEOUT"]}}
 
 
 def configure_logging(app):
@@ -93,18 +58,22 @@ def configure_logging(app):
 
 
 def register_extensions(app):
+    make_sqlite_folder(app.config)
     db.init_app(app)
     migrations = os.path.join(os.path.dirname(app.root_path), "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True, compare_type=True)
     jwt.init_app(app)
-    app.extensions["chatapi.revocations"] = revocation_store(app.config)
+    security.register_jwt_callbacks(jwt)
+    api.init_app(app)
+    redis = redis_client(app.config)
+    app.extensions["chatapi.revocations"] = revocation_store(redis)
     app.extensions["chatapi.glm"] = GLMClient(app.config)
     app.extensions["chatapi.tools"] = default_registry()
     app.extensions["chatapi.compute"] = compute_pool(app.config)
     app.extensions["chatapi.rate_limiter"] = RateLimiter(
-        app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_KEY_PREFIX"],
-        app.config["REDIS_TIMEOUT"])
-    app.extensions["chatapi.answer_slots"] = answer_slots(app.config)
+        app.config["RATELIMIT_STORAGE_URI"], redis, app.config["RATELIMIT_KEY_PREFIX"])
+    app.extensions["chatapi.answer_slots"] = answer_slots(
+        redis, app.config["RATELIMIT_KEY_PREFIX"])
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
              expose_headers=["X-Request-ID", "Retry-After"], vary_header=False)

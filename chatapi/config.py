@@ -1,11 +1,20 @@
-"""Configuration, read from the environment once (API.md §7)."""
+"""Configuration, read from the environment once (API.md §7): the app's settings
+(`Config.from_env`, then `derive` once the caller's overrides are in) and gunicorn's
+(`gunicorn_settings`).
+
+gunicorn's master loads this file on its own, before it forks the workers that gevent
+patches: at module level it imports the standard library only (no `chatapi`, nothing that
+would load ssl, asyncio or a database driver unpatched into every worker)."""
+import logging
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
-from limits import parse
-
+VERSION = "0.1.0"
 DEFAULT_MODELS = ("glm-5", "glm-4.6", "glm-4.5", "glm-4.5-air")
+
+log = logging.getLogger(__name__)
 
 
 def env_str(name, default=None):
@@ -41,6 +50,8 @@ def env_choice(name, choices):
 def env_rate_limit(name, default):
     """A `limits` expression such as "30 per minute", or `off` for no limit; checked here so a
     typo stops the service at start, not at the first request."""
+    from limits import parse  # not at module level: see the module's docstring
+
     value = env_str(name, default)
     if value.lower() in ("off", "0", "none"):
         return None
@@ -75,16 +86,45 @@ def jwt_secret_kept_in(instance_path):
     return path.read_text().strip()
 
 
+def engine_options(config):
+    """A bounded pool per worker: streams hold no connection, so a few serve many streams.
+    Database errors leave out the statement's values (password hashes, emails, message
+    text), so the traceback logged for a 500 carries none of them."""
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        return {"hide_parameters": True}  # one shared in-memory connection (StaticPool)
+    pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0,
+            "pool_timeout": config["DB_POOL_TIMEOUT"], "hide_parameters": True}
+    if url.startswith("sqlite"):
+        return {**pool, "connect_args": {"timeout": 5}}
+    return {**pool, "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": config["DB_CONNECT_TIMEOUT"]}}
+
+
+def derive(config, instance_path):
+    """The settings computed from others, once the caller's overrides are in (a test's
+    REDIS_URL moves the rate-limit counters too): `config` is changed in place."""
+    config["SQLALCHEMY_DATABASE_URI"] = sqlite_url_made_absolute(
+        config["SQLALCHEMY_DATABASE_URI"])
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config)
+    if not config.get("JWT_SECRET_KEY"):
+        log.warning("JWT_SECRET_KEY is not set: using a development key kept in instance/")
+        config["JWT_SECRET_KEY"] = jwt_secret_kept_in(instance_path)
+    config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(
+        seconds=config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"])
+    config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(
+        seconds=config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"])
+    config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+
+
 class Config:
     """Every setting the service reads, as Flask config keys."""
 
     @classmethod
     def from_env(cls):
-        database_url = sqlite_url_made_absolute(
-            env_str("DATABASE_URL", "sqlite:///instance/chatapi.db"))
-        redis_url = env_str("REDIS_URL")
         return {
-            "SQLALCHEMY_DATABASE_URI": database_url,
+            "VERSION": VERSION,
+            "SQLALCHEMY_DATABASE_URI": env_str("DATABASE_URL", "sqlite:///instance/chatapi.db"),
             "DB_POOL_SIZE": env_int("DB_POOL_SIZE", 10),
             "DB_CONNECT_TIMEOUT": env_int("DB_CONNECT_TIMEOUT", 5),
             "DB_POOL_TIMEOUT": env_float("DB_POOL_TIMEOUT", 30.0),
@@ -101,7 +141,7 @@ class Config:
             "GLM_MAX_CONNECTIONS": env_int("GLM_MAX_CONNECTIONS", 2000),
             "GLM_TRANSPORT": env_choice("GLM_TRANSPORT", ("httptools", "httpx")),
             "WEB_SEARCH_TIMEOUT": env_float("WEB_SEARCH_TIMEOUT", 20.0),
-            "REDIS_URL": redis_url,
+            "REDIS_URL": env_str("REDIS_URL"),
             "REDIS_TIMEOUT": env_float("REDIS_TIMEOUT", 1.0),
             "OPEN_METEO_BASE_URL": env_str("OPEN_METEO_BASE_URL", "https://api.open-meteo.com/v1"),
             "OPEN_METEO_GEOCODING_URL": env_str(
@@ -141,11 +181,35 @@ class Config:
             "MESSAGE_RATE_LIMIT": env_rate_limit("MESSAGE_RATE_LIMIT", "30 per minute"),
             "TOOL_RATE_LIMIT": env_rate_limit("TOOL_RATE_LIMIT", "60 per minute"),
             "MAX_CONCURRENT_ANSWERS": env_int("MAX_CONCURRENT_ANSWERS", 3),
-            "RATELIMIT_STORAGE_URI": redis_url or "memory://",
             "RATELIMIT_KEY_PREFIX": "chatapi",
             "LOG_LEVEL": env_str("LOG_LEVEL", "INFO"),
             # Proxies in front of the app whose X-Forwarded-For / -Proto entries are trusted;
             # 0 (no proxy): a client could write any address there and dodge per-address limits.
             "PROXY_FIX_X_FOR": env_int("PROXY_FIX_X_FOR", 0),
             "PROXY_FIX_X_PROTO": env_int("PROXY_FIX_X_PROTO", 0),
+            # What the extensions are told about this service rather than settings.
+            "JWT_TOKEN_LOCATION": ["headers"],
+            "API_TITLE": "ChatAPI",
+            "API_VERSION": VERSION,
+            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_URL_PREFIX": "/api",
+            "OPENAPI_JSON_PATH": "openapi.json",
+            "API_SPEC_OPTIONS": {
+                "components": {"securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            },
         }
+
+
+def gunicorn_settings():
+    """What gunicorn.conf.py sets from the environment, under gunicorn's names."""
+    port = env_int("PORT", 8000)
+    return {
+        "bind": env_str("BIND", f"127.0.0.1:{port}"),
+        "workers": env_int("WEB_CONCURRENCY", 2),
+        "worker_connections": env_int("WORKER_CONNECTIONS", 2000),
+        "timeout": env_int("GUNICORN_TIMEOUT", 30),
+        "graceful_timeout": env_int("GRACEFUL_TIMEOUT", 30),
+        "keepalive": env_int("KEEPALIVE", 75),
+        "loglevel": env_str("LOG_LEVEL", "INFO").lower(),
+    }

@@ -188,14 +188,3 @@ def register_error_handlers(app):
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
-
-
-def register_jwt_error_loaders(jwt):
-    """flask-jwt-extended reports token failures through these callbacks."""
-    jwt.unauthorized_loader(lambda _reason: error_response(401))
-    jwt.invalid_token_loader(lambda _reason: error_response(401))
-    jwt.expired_token_loader(lambda _header, _claims: error_response(401, "token_expired"))
-    jwt.revoked_token_loader(lambda _header, _claims: error_response(401, "token_revoked"))
-    jwt.needs_fresh_token_loader(lambda _header, _claims: error_response(401))
-    jwt.user_lookup_error_loader(lambda _header, _claims: error_response(401))
-    jwt.token_verification_failed_loader(lambda _header, _claims: error_response(401))

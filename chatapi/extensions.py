@@ -1,4 +1,5 @@
 """Extension objects, unbound: the factory binds them to an app."""
+from flask import current_app, json
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -31,9 +32,21 @@ class EnvelopedApi(Api):
     def _register_error_handlers(self):
         pass
 
+    def init_app(self, app, **kwargs):
+        super().init_app(app, **kwargs)
+        app.extensions["chatapi.openapi"] = self.spec
+
+    def _openapi_json(self):
+        """One Api object is bound to every app a process makes (tests make many), and keeps
+        the document of the last one: each app serves the document built for it."""
+        document = current_app.extensions["chatapi.openapi"].to_dict()
+        return current_app.response_class(json.dumps(document, indent=2, sort_keys=False),
+                                          mimetype="application/json")
+
 
 # Objects keep their values after commit: a view dumps what it just wrote without a second
 # SELECT per object.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
+api = EnvelopedApi()

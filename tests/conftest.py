@@ -23,7 +23,6 @@ def app_config(database_url, **overrides):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "JWT_SECRET_KEY": JWT_TEST_SECRET,
         "REDIS_URL": os.environ.get("REDIS_URL"),
-        "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
         # Limits keyed per test app, so counters in a shared Redis never leak between tests.
         "RATELIMIT_KEY_PREFIX": f"chatapi-test-{uuid.uuid4().hex}",
     }

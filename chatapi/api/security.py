@@ -1,11 +1,13 @@
 """Who is calling: bearer tokens checked for their shape, against revocation, and against the
-account's state and token key."""
+account's state and token key. Every flask-jwt-extended callback is registered here: those that
+check a token need the services, those that refuse one answer the envelope of errors.py, and
+only this layer may use both (errors.py sits below the services)."""
 from flask import current_app
 from flask_jwt_extended import jwt_required
 from flask_jwt_extended.exceptions import JWTDecodeError
 from .blueprint import Blueprint
 
-from ..extensions import jwt
+from ..errors import error_response
 from ..services import tokens, users
 
 BEARER = [{"bearerAuth": []}]
@@ -27,7 +29,6 @@ def revocations():
     return current_app.extensions["chatapi.revocations"]
 
 
-@jwt.decode_key_loader
 def key_for_well_formed_claims(_header, unverified_claims):
     """The one hook that sees every token's claims as sent (for a request and for logout's
     `refresh_token` alike), before flask-jwt-extended fills in a missing `type` as "access"
@@ -38,13 +39,25 @@ def key_for_well_formed_claims(_header, unverified_claims):
     return current_app.config["JWT_SECRET_KEY"]
 
 
-@jwt.token_in_blocklist_loader
 def token_is_revoked(_header, claims):
     return revocations().is_revoked(claims["jti"])
 
 
-@jwt.user_lookup_loader
 def load_active_user(_header, claims):
     """A deactivated or deleted account's tokens, and those issued before its password was
     last set, stop working on their next request."""
     return users.get_active_user(int(claims["sub"]), claims[tokens.TOKEN_KEY_CLAIM])
+
+
+def register_jwt_callbacks(jwt):
+    jwt.decode_key_loader(key_for_well_formed_claims)
+    jwt.token_in_blocklist_loader(token_is_revoked)
+    jwt.user_lookup_loader(load_active_user)
+    # Token failures, each answered with the envelope.
+    jwt.unauthorized_loader(lambda _reason: error_response(401))
+    jwt.invalid_token_loader(lambda _reason: error_response(401))
+    jwt.expired_token_loader(lambda _header, _claims: error_response(401, "token_expired"))
+    jwt.revoked_token_loader(lambda _header, _claims: error_response(401, "token_revoked"))
+    jwt.needs_fresh_token_loader(lambda _header, _claims: error_response(401))
+    jwt.user_lookup_error_loader(lambda _header, _claims: error_response(401))
+    jwt.token_verification_failed_loader(lambda _header, _claims: error_response(401))

@@ -8,7 +8,8 @@ import time
 
 import redis
 
-from ..errors import RateLimited, UpstreamUnavailable
+from ..errors import RateLimited
+from ..redis_store import failing_closed
 
 LEASE_SECONDS = 120
 RENEW_AFTER_SECONDS = 30
@@ -63,18 +64,15 @@ return 1
 class RedisAnswerSlots:
     """A sorted set per user: members are answer ids, scores the ends of their leases."""
 
-    def __init__(self, url, prefix, timeout):
-        self.redis = redis.Redis.from_url(url, socket_timeout=timeout,
-                                          socket_connect_timeout=timeout)
+    def __init__(self, client, prefix):
+        self.redis = client
         self.prefix = f"{prefix}:answers:"
         self.acquire_script = self.redis.register_script(ACQUIRE)
 
     def acquire(self, user_id, answer_id, cap):
-        try:
+        with failing_closed():
             taken = self.acquire_script(keys=[self.prefix + str(user_id)],
                                         args=[time.time(), cap, LEASE_SECONDS, answer_id])
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error
         if not taken:
             raise refused()
 
@@ -95,8 +93,7 @@ class RedisAnswerSlots:
             pass  # the lease runs out by itself
 
 
-def answer_slots(config):
-    if config.get("REDIS_URL"):
-        return RedisAnswerSlots(config["REDIS_URL"], config["RATELIMIT_KEY_PREFIX"],
-                                config["REDIS_TIMEOUT"])
+def answer_slots(redis_client, prefix):
+    if redis_client is not None:
+        return RedisAnswerSlots(redis_client, prefix)
     return MemoryAnswerSlots()

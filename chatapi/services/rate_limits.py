@@ -4,19 +4,19 @@ closed (503)."""
 import math
 import time
 
-import redis
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from ..errors import RateLimited, UpstreamUnavailable
+from ..errors import RateLimited
+from ..redis_store import failing_closed
 
 
 class RateLimiter:
-    def __init__(self, storage_uri, namespace, redis_timeout):
-        # Without a socket timeout a hung Redis holds every login for redis-py's default (5 s).
-        self.windows = MovingWindowRateLimiter(storage_from_string(
-            storage_uri, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout))
+    def __init__(self, storage_uri, redis_client, namespace):
+        # In Redis, the counters go through the app's own client (its connections, its timeout).
+        pool = {"connection_pool": redis_client.connection_pool} if redis_client else {}
+        self.windows = MovingWindowRateLimiter(storage_from_string(storage_uri, **pool))
         self.namespace = namespace
 
     def ensure_allowed(self, limit, *key):
@@ -28,20 +28,13 @@ class RateLimiter:
         self.refuse_when_full(self.windows.hit, parse(limit), key)
 
     def count(self, limit, *key):
-        self.redis_call(self.windows.hit, parse(limit), self.namespace, *key)
+        with failing_closed():
+            self.windows.hit(parse(limit), self.namespace, *key)
 
     def refuse_when_full(self, check, item, key):
-        if self.redis_call(check, item, self.namespace, *key):
-            return
-        reset_at = self.redis_call(self.windows.get_window_stats, item, self.namespace,
-                                   *key).reset_time
+        with failing_closed():
+            if check(item, self.namespace, *key):
+                return
+            reset_at = self.windows.get_window_stats(item, self.namespace, *key).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
         raise RateLimited(headers={"Retry-After": str(retry_after)})
-
-    @staticmethod
-    def redis_call(method, *args):
-        """Counters in an unreachable Redis fail closed (503)."""
-        try:
-            return method(*args)
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error

@@ -2,18 +2,18 @@
 database by default, Redis when `REDIS_URL` is set. Every token carries its account's
 `token_key`; a new key (new password, deactivation) ends all of the account's tokens."""
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-import redis
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
 from sqlalchemy import delete
 
-from ..errors import UpstreamUnavailable, ValidationFailed
+from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import RevokedToken
 from ..models.timestamps import utcnow
+from ..redis_store import failing_closed
 from ..texts import say
 
 TOKEN_KEY_CLAIM = "token_key"
@@ -60,51 +60,42 @@ class DatabaseRevocations:
 
 
 class RedisRevocations:
-    """Keys expire with the token, so nothing needs pruning. Unreachable Redis fails closed,
-    within `timeout` seconds (to connect, and for each reply)."""
+    """Keys expire with the token, so nothing needs pruning. Unreachable Redis fails closed."""
 
-    def __init__(self, url, timeout, prefix="chatapi:revoked:"):
-        self.redis = redis.Redis.from_url(url, socket_timeout=timeout,
-                                          socket_connect_timeout=timeout)
+    def __init__(self, client, prefix="chatapi:revoked:"):
+        self.redis = client
         self.prefix = prefix
 
     def revoke(self, jti, expires_at):
         ttl = max(1, int((expires_at - utcnow()).total_seconds()) + 1)
-        try:
+        with failing_closed():
             self.redis.set(self.prefix + jti, 1, ex=ttl)
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error
 
     def is_revoked(self, jti):
-        try:
+        with failing_closed():
             return bool(self.redis.exists(self.prefix + jti))
-        except redis.RedisError as error:
-            raise UpstreamUnavailable() from error
 
 
-def revocation_store(config):
-    if config.get("REDIS_URL"):
-        return RedisRevocations(config["REDIS_URL"], config["REDIS_TIMEOUT"])
+def revocation_store(redis_client):
+    if redis_client is not None:
+        return RedisRevocations(redis_client)
     return DatabaseRevocations()
 
 
 def access_token_for(user, config):
-    seconds = config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"]
     return {
         "access_token": create_access_token(
             identity=str(user.id),
-            additional_claims={"role": user.role, TOKEN_KEY_CLAIM: user.token_key},
-            expires_delta=timedelta(seconds=seconds)),
+            additional_claims={"role": user.role, TOKEN_KEY_CLAIM: user.token_key}),
         "token_type": "bearer",
-        "expires_in": seconds,
+        "expires_in": config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"],
     }
 
 
 def issue_tokens(user, config):
     tokens = access_token_for(user, config)
     tokens["refresh_token"] = create_refresh_token(
-        identity=str(user.id), additional_claims={TOKEN_KEY_CLAIM: user.token_key},
-        expires_delta=timedelta(seconds=config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"]))
+        identity=str(user.id), additional_claims={TOKEN_KEY_CLAIM: user.token_key})
     return tokens
 
 

@@ -30,7 +30,7 @@ PASSWORD_HASH = []
 def pg_app(private_postgres, glm_simulator):
     """An app on the private cluster; the cluster runs again after each test."""
     app = create_app(app_config(
-        private_postgres.url, REDIS_URL=None, RATELIMIT_STORAGE_URI="memory://",
+        private_postgres.url, REDIS_URL=None,
         ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
         GLM_READ_TIMEOUT=5.0, DB_CONNECT_TIMEOUT=2))
     yield app
@@ -124,7 +124,7 @@ def test_an_app_started_while_postgres_is_down_serves_once_it_is_up(private_post
     private_postgres.stop()
     try:
         app = create_app(app_config(private_postgres.url, REDIS_URL=None,
-                                    RATELIMIT_STORAGE_URI="memory://", DB_CONNECT_TIMEOUT=2))
+                                    DB_CONNECT_TIMEOUT=2))
         client = app.test_client()
         assert client.get("/api/health").status_code == 503
         assert_database_unavailable(client.post("/api/auth/register", headers=ENGLISH, json={

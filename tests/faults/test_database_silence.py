@@ -32,7 +32,7 @@ DEADLINE = 3 * BOUND
 
 def silent_app(database_url):
     return create_app(app_config(
-        database_url, REDIS_URL=None, RATELIMIT_STORAGE_URI="memory://",
+        database_url, REDIS_URL=None,
         DB_CONNECT_TIMEOUT=CONNECT_TIMEOUT, DB_STATEMENT_TIMEOUT=STATEMENT_TIMEOUT))
 
 

@@ -14,7 +14,7 @@ ENGLISH = {"Accept-Language": "en"}
 
 @pytest.fixture
 def redis_app(make_app, private_redis):
-    return make_app(REDIS_URL=private_redis.url, RATELIMIT_STORAGE_URI=private_redis.url)
+    return make_app(REDIS_URL=private_redis.url)
 
 
 def log_in(client, username="alice", password=PASSWORD):
@@ -96,8 +96,7 @@ def test_revocations_survive_a_restart_of_a_persistent_redis(make_app, user,
     """Restarting on the same port: the app's pooled connections are dead, the next requests
     reconnect; an append-only Redis remembers the revocation (one without persistence would
     forget it, and the revoked token would work again until it expires)."""
-    client = make_app(REDIS_URL=persistent_redis.url,
-                      RATELIMIT_STORAGE_URI=persistent_redis.url).test_client()
+    client = make_app(REDIS_URL=persistent_redis.url).test_client()
     revoked, live = tokens_one_revoked(client)
     persistent_redis.kill()
     assert_fails_closed(client.get("/api/auth/me", headers=revoked))
@@ -110,8 +109,7 @@ def test_revocations_survive_a_restart_of_a_persistent_redis(make_app, user,
 def test_an_app_started_while_redis_is_down_serves_once_it_is_up(make_app, user):
     redis_server = PrivateRedis()
     try:
-        client = make_app(REDIS_URL=redis_server.url,
-                          RATELIMIT_STORAGE_URI=redis_server.url).test_client()
+        client = make_app(REDIS_URL=redis_server.url).test_client()
         assert_fails_closed(log_in(client))
         redis_server.start()
         token = log_in(client).json["data"]["access_token"]
