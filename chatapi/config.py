@@ -182,7 +182,7 @@ class Config:
             "TOOL_RATE_LIMIT": env_rate_limit("TOOL_RATE_LIMIT", "60 per minute"),
             "MAX_CONCURRENT_ANSWERS": env_int("MAX_CONCURRENT_ANSWERS", 3),
             "RATELIMIT_KEY_PREFIX": "chatapi",
-            "LOG_LEVEL": env_str("LOG_LEVEL", "INFO"),
+            "LOG_LEVEL": env_str("LOG_LEVEL", "INFO").upper(),
             # Proxies in front of the app whose X-Forwarded-For / -Proto entries are trusted;
             # 0 (no proxy): a client could write any address there and dodge per-address limits.
             "PROXY_FIX_X_FOR": env_int("PROXY_FIX_X_FOR", 0),

@@ -2,6 +2,7 @@
 and the settings derived from others follow a caller's overrides."""
 import ast
 import json
+import logging
 import os
 import re
 import subprocess
@@ -125,3 +126,12 @@ def test_each_app_serves_its_own_openapi_document(make_app):
     first = make_app(API_TITLE="first")
     make_app(API_TITLE="second")
     assert first.test_client().get("/api/openapi.json").json["info"]["title"] == "first"
+
+
+def test_a_log_level_in_lower_case_is_taken(monkeypatch):
+    """`LOG_LEVEL=info` once stopped every worker at start ("Unknown level")."""
+    from chatapi.config import Config
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    level = Config.from_env()["LOG_LEVEL"]
+    logging.getLogger("chatapi.test-config").setLevel(level)
+    assert logging.getLogger("chatapi.test-config").level == logging.DEBUG
