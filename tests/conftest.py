@@ -135,3 +135,25 @@ def glm_simulator():
     from .simulator_client import running_simulator
     with running_simulator() as simulator:
         yield simulator
+
+
+@pytest.fixture
+def chat_app(make_app, glm_simulator):
+    """A factory of apps talking to the GLM simulator (reset for each test)."""
+    glm_simulator.reset()
+
+    def make(**overrides):
+        return make_app(**{"ZHIPUAI_API_KEY": "test-key", "GLM_BASE_URL": glm_simulator.base_url,
+                           "GLM_READ_TIMEOUT": 5.0, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def chat(chat_app):
+    return chat_app().test_client()
+
+
+@pytest.fixture
+def conversation_id(client, auth_headers):
+    return client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]

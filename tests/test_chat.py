@@ -12,10 +12,8 @@ DEFAULT_REPLY = "你好！我是模拟的 GLM。"
 
 
 @pytest.fixture
-def chat(make_app, glm_simulator):
-    glm_simulator.reset()
-    return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                    GLM_READ_TIMEOUT=2.0).test_client()
+def chat(chat_app):
+    return chat_app(GLM_READ_TIMEOUT=2.0).test_client()
 
 
 @pytest.fixture

@@ -29,13 +29,6 @@ ASKED = [
 
 
 @pytest.fixture
-def glm_client(make_app, glm_simulator):
-    glm_simulator.reset()
-    return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                    GLM_READ_TIMEOUT=5.0).test_client()
-
-
-@pytest.fixture
 def new_conversation(client, auth_headers):
     return lambda: client.post("/api/conversations/", json={},
                                headers=auth_headers).json["data"]["id"]
@@ -47,31 +40,31 @@ def stored_answer(conversation_id):
         Message.conversation_id == conversation_id, Message.role == "assistant")).one()
 
 
-def send(glm_client, headers, conversation_id, content):
-    return glm_client.post(URL, json={"conversation_id": conversation_id, "content": content},
-                           headers=headers)
+def send(chat, headers, conversation_id, content):
+    return chat.post(URL, json={"conversation_id": conversation_id, "content": content},
+                     headers=headers)
 
 
-def stream(glm_client, headers, conversation_id, content):
-    response = glm_client.post(URL + "stream", headers=headers,
-                               json={"conversation_id": conversation_id, "content": content})
+def stream(chat, headers, conversation_id, content):
+    response = chat.post(URL + "stream", headers=headers,
+                         json={"conversation_id": conversation_id, "content": content})
     assert response.status_code == 200
     return dict(parse_events(response.get_data(as_text=True)))
 
 
 @pytest.mark.parametrize("asked,language", ASKED)
 def test_a_failing_tool_call_stores_the_asked_language_both_ways(
-        glm_client, auth_headers, new_conversation, asked, language):
+        chat, auth_headers, new_conversation, asked, language):
     headers = {**auth_headers, **asked}
     expected = TEXTS[language]["validation_error"]
 
     sent_to = new_conversation()
-    sent = send(glm_client, headers, sent_to, INVALID_ARGUMENTS)
+    sent = send(chat, headers, sent_to, INVALID_ARGUMENTS)
     assert sent.status_code == 201
     assert sent.json["data"]["assistant_message"]["tool_calls"][0]["result"]["error"] == expected
 
     streamed_to = new_conversation()
-    events = stream(glm_client, headers, streamed_to, INVALID_ARGUMENTS)
+    events = stream(chat, headers, streamed_to, INVALID_ARGUMENTS)
     assert events["tool_result"]["status"] == "error"
     assert events["tool_result"]["result"]["error"] == expected
     assert events["done"]["assistant_message"]["tool_calls"][0]["result"]["error"] == expected
@@ -83,19 +76,19 @@ def test_a_failing_tool_call_stores_the_asked_language_both_ways(
 
 @pytest.mark.parametrize("asked,language", ASKED)
 def test_a_failed_answer_stores_and_says_the_asked_language_both_ways(
-        glm_client, auth_headers, new_conversation, asked, language):
+        chat, auth_headers, new_conversation, asked, language):
     headers = {**auth_headers, **asked}
     reason = TEXTS[language]["upstream_error"]
     expected = f"{reason}: sensitive"
 
     sent_to = new_conversation()
-    sent = send(glm_client, headers, sent_to, PROVIDER_REFUSAL)
+    sent = send(chat, headers, sent_to, PROVIDER_REFUSAL)
     assert sent.status_code == 502
     assert sent.json["message"] == reason
     assert sent.json["data"]["assistant_message"]["error"] == expected
 
     streamed_to = new_conversation()
-    events = stream(glm_client, headers, streamed_to, PROVIDER_REFUSAL)
+    events = stream(chat, headers, streamed_to, PROVIDER_REFUSAL)
     assert events["error"]["code"] == "upstream_error"
     assert events["error"]["message"] == reason
     assert events["error"]["assistant_message"]["error"] == expected

@@ -14,18 +14,6 @@ def nested(depth):
     return '{"a":' * depth + "1" + "}" * depth
 
 
-@pytest.fixture
-def chat(make_app, glm_simulator):
-    glm_simulator.reset()
-    return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                    GLM_READ_TIMEOUT=5.0).test_client()
-
-
-@pytest.fixture
-def conversation_id(client, auth_headers):
-    return client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]
-
-
 def test_a_json_query_result_nested_too_deeply_is_422(client, auth_headers):
     response = client.post("/api/tools/json_query/execute", headers=auth_headers,
                            json={"data": nested(DEEP), "expression": "@"})

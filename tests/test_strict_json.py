@@ -99,18 +99,6 @@ def test_a_valid_surrogate_pair_is_text(client, auth_headers):
     assert response.status_code == 200 and response.json["data"]["result"] == {"result": "😀"}
 
 
-@pytest.fixture
-def chat(make_app, glm_simulator):
-    glm_simulator.reset()
-    return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                    GLM_READ_TIMEOUT=5.0).test_client()
-
-
-@pytest.fixture
-def conversation_id(client, auth_headers):
-    return client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]
-
-
 @pytest.mark.parametrize("arguments,reason", [
     ('{"data": NaN, "expression": "@"}', "NaN"),
     ('{"data": [Infinity], "expression": "@"}', "Infinity"),

@@ -12,11 +12,6 @@ def post_raw(client, url, json_text, headers=None):
     return client.post(url, data=json_text, content_type="application/json", headers=headers)
 
 
-@pytest.fixture
-def conversation_id(client, auth_headers):
-    return client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]
-
-
 @pytest.mark.parametrize("escape", [NUL, LONE_SURROGATE])
 @pytest.mark.parametrize("field", ["title", "project_id", "system_prompt"])
 def test_conversation_text_that_cannot_be_stored_is_422(client, auth_headers, escape, field):
@@ -74,9 +69,8 @@ def test_an_id_with_nul_in_the_path_is_404(client, auth_headers, method, path):
 
 
 @pytest.fixture
-def chat(make_app, glm_simulator):
-    return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                    GLM_READ_TIMEOUT=2.0).test_client()
+def chat(chat_app):
+    return chat_app(GLM_READ_TIMEOUT=2.0).test_client()
 
 
 @pytest.mark.parametrize("url", ["/api/messages/", "/api/messages/stream"])

@@ -18,11 +18,6 @@ def chat_app(make_app, glm_simulator):
     return make
 
 
-@pytest.fixture
-def conversation_id(client, auth_headers):
-    return client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]
-
-
 def results(events):
     return [data for kind, data in events if kind == "tool_result"]
 

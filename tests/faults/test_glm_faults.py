@@ -69,11 +69,6 @@ def glm_client(make_app, glm_simulator):
                     GLM_READ_TIMEOUT=READ_TIMEOUT).test_client()
 
 
-@pytest.fixture
-def conversation_id(client, auth_headers):
-    return client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]
-
-
 def stored(conversation_id):
     db.session.expire_all()
     rows = db.session.scalars(select(Message).where(Message.conversation_id == conversation_id)
