@@ -1,21 +1,9 @@
 """The tools a model runs are bounded: at most TOOL_MAX_CALLS_PER_ROUND calls run per round, and
 each run counts in the user's tool budget (TOOL_RATE_LIMIT), the same counter as direct runs.
 What is refused goes back to the model as an error result, stored and streamed like any other."""
-import pytest
-
 from .test_chat import chat_requests, kinds, stream
 
 CALL = '[[tool:calculator {"expression": "6*7"}]]'
-
-
-@pytest.fixture
-def chat_app(make_app, glm_simulator):
-    glm_simulator.reset()
-
-    def make(**config):
-        return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                        GLM_READ_TIMEOUT=5.0, **config)
-    return make
 
 
 def results(events):

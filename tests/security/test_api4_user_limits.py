@@ -10,13 +10,8 @@ CALCULATE = "/api/tools/calculator/execute"
 
 
 @pytest.fixture
-def limited(make_app, glm_simulator):
-    glm_simulator.reset()
-
-    def make(**limits):
-        return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                        **limits)
-    return make
+def limited(chat_app):
+    return chat_app
 
 
 def new_conversation(client, headers):
