@@ -40,7 +40,7 @@ def get_tool(name):
 
 @blp.route("/<name>/execute", methods=["POST"])
 @login_required
-@blp.errors(404, 429, 502, 504)
+@blp.errors(404, 429, 502, 503, 504)
 @blp.arguments(ToolArgumentsSchema)
 @blp.response(200, envelope(ToolRunSchema))
 def execute_tool(arguments, name):
