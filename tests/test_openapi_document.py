@@ -72,3 +72,8 @@ def test_the_stream_documents_its_events(spec):
     assert event["properties"]["event"]["enum"] == [
         "start", "thinking", "text", "tool_call", "tool_result", "done", "error"]
     assert event["required"] == ["event", "data"]
+
+
+def test_every_operation_has_a_summary(spec):
+    for label, operation in operations(spec):
+        assert operation.get("summary", "").strip(), label

@@ -19,6 +19,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts 
 @blp.arguments(RegisterSchema)
 @blp.response(201, envelope(UserRefSchema))
 def register(body):
+    """Register a new account"""
     language = request_language()
     user = users.register(body, request.remote_addr,
                           current_app.extensions["chatapi.rate_limiter"],
@@ -32,6 +33,7 @@ def register(body):
 @blp.arguments(LoginSchema)
 @blp.response(200, envelope(LoginResultSchema))
 def login(body):
+    """Log in with a username and password"""
     user = users.log_in(body["username"], body["password"], request.remote_addr,
                         current_app.extensions["chatapi.rate_limiter"],
                         current_app.config["LOGIN_FAILURE_LIMIT"],
@@ -45,6 +47,7 @@ def login(body):
 @refresh_token_required
 @blp.response(200, envelope(AccessTokenSchema))
 def refresh():
+    """Get a new access token with a refresh token"""
     return {"message": say("token_refreshed", request_language()),
             "data": tokens.access_token_for(current_user, current_app.config)}
 
@@ -54,6 +57,7 @@ def refresh():
 @blp.arguments(LogoutSchema)
 @blp.response(200, envelope())
 def logout(body):
+    """Revoke the access token (and a refresh token, if given)"""
     language = request_language()
     if "refresh_token" in body:
         tokens.revoke_refresh_token(revocations(), body["refresh_token"], current_user.id,
@@ -66,4 +70,5 @@ def logout(body):
 @login_required
 @blp.response(200, envelope(UserSchema))
 def me():
+    """Get the calling user's account"""
     return {"data": current_user}

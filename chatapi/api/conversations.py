@@ -19,6 +19,7 @@ blp = Blueprint("conversations", __name__, url_prefix="/api/conversations",
 @blp.arguments(ConversationListQuerySchema, location="query")
 @blp.response(200, envelope(ConversationPageSchema))
 def list_conversations(query):
+    """List the calling user's conversations"""
     return {"data": conversations.list_page(current_user.id, **query)}
 
 
@@ -27,6 +28,7 @@ def list_conversations(query):
 @blp.arguments(ConversationInputSchema)
 @blp.response(201, envelope(ConversationSchema))
 def create_conversation(fields):
+    """Create a conversation"""
     return {"message": say("conversation_created", request_language()),
             "data": conversations.create(current_user.id, fields)}
 
@@ -36,6 +38,7 @@ def create_conversation(fields):
 @blp.errors(404)
 @blp.response(200, envelope(ConversationSchema))
 def get_conversation(conversation_id):
+    """Get a conversation"""
     return {"data": conversations.get_owned(current_user.id, conversation_id)}
 
 
@@ -45,6 +48,7 @@ def get_conversation(conversation_id):
 @blp.arguments(ConversationUpdateSchema(partial=True))
 @blp.response(200, envelope(ConversationSchema))
 def update_conversation(fields, conversation_id):
+    """Update a conversation: only the fields sent change"""
     conversation = conversations.get_owned(current_user.id, conversation_id)
     return {"message": say("conversation_updated", request_language()),
             "data": conversations.update(conversation, fields)}
@@ -55,5 +59,6 @@ def update_conversation(fields, conversation_id):
 @blp.errors(404)
 @blp.response(200, envelope())
 def delete_conversation(conversation_id):
+    """Delete a conversation and its messages"""
     conversations.delete(conversations.get_owned(current_user.id, conversation_id))
     return {"message": say("conversation_deleted", request_language())}

@@ -21,6 +21,7 @@ class HealthSchema(OutputSchema):
 @public
 @blp.response(200, envelope(HealthSchema))
 def check_health():
+    """Check that the service and its database are up"""
     report = health.report(current_app.config["VERSION"])
     if report["database"] != "ok":
         raise UpstreamUnavailable("database_unavailable", data=HealthSchema().dump(report))

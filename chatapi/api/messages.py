@@ -40,6 +40,7 @@ def exchange_runner(exchange):
 @blp.arguments(MessageListQuerySchema, location="query")
 @blp.response(200, envelope(MessagePageSchema))
 def list_messages(query, conversation_id):
+    """List the messages of a conversation"""
     return {"data": messages.list_page(current_user.id, conversation_id, **query)}
 
 
@@ -49,6 +50,7 @@ def list_messages(query, conversation_id):
 @blp.arguments(SendMessageSchema)
 @blp.response(201, envelope(ExchangeSchema))
 def send_message(body):
+    """Send a message and get the model's whole answer"""
     exchange = begin_exchange(body)
     error = chat.run_to_end(exchange_runner(exchange))
     if error is not None:
@@ -68,6 +70,7 @@ def send_message(body):
                                          "tool_call, tool_result, then done or error",
                           "content": {"text/event-stream": {"schema": sse.EVENT_SCHEMA}}}})
 def stream_message(body):
+    """Send a message and stream the model's answer as Server-Sent Events"""
     exchange = begin_exchange(body)
     events = sse.relay(exchange, exchange_runner(exchange), chat.finish,
                        current_app.config["SSE_PING_SECONDS"])
@@ -80,5 +83,6 @@ def stream_message(body):
 @blp.errors(404)
 @blp.response(200, envelope())
 def delete_message(message_id):
+    """Delete a message"""
     messages.delete(messages.get_owned(current_user.id, message_id))
     return {"message": say("message_deleted", request_language())}

@@ -27,6 +27,7 @@ def tool_context(language, user_id):
 @blp.arguments(ToolListQuerySchema, location="query")
 @blp.response(200, envelope(ToolListSchema))
 def list_tools(query):
+    """List the tools, optionally of one category"""
     return {"data": registry().listing(current_app.config, query.get("category"))}
 
 
@@ -35,6 +36,7 @@ def list_tools(query):
 @blp.errors(404)
 @blp.response(200, envelope(ToolSchema))
 def get_tool(name):
+    """Get a tool's description and parameters"""
     return {"data": registry().get(name).describe(current_app.config)}
 
 
@@ -44,6 +46,7 @@ def get_tool(name):
 @blp.arguments(ToolArgumentsSchema)
 @blp.response(200, envelope(ToolRunSchema))
 def execute_tool(arguments, name):
+    """Run a tool with the given arguments"""
     limit = current_app.config["TOOL_RATE_LIMIT"]
     if limit:
         current_app.extensions["chatapi.rate_limiter"].take(limit, "tools", current_user.id)
