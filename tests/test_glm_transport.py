@@ -4,7 +4,6 @@ Every chat test also goes through it, against the GLM simulator."""
 import gzip
 import socket
 import threading
-import time
 
 import httpx
 import pytest
@@ -12,6 +11,9 @@ import pytest
 from chatapi.glm_transport import GLMTransport
 
 from .loopback_server import CountingServer, self_signed_certificate
+
+# How long a scripted server or a test waits for the other side's event before giving up.
+EVENT_DEADLINE = 30
 
 
 class ScriptedServer(CountingServer):
@@ -78,38 +80,43 @@ def test_keep_alive_connections_are_reused(serve):
 
 
 def test_a_chunked_gzip_stream_arrives_piece_by_piece(serve):
-    pieces = [gzip.compress(b"data: 1\n\n"), None]
+    first_arrived = threading.Event()
 
     def chunked(sock):
         sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                      b"Content-Type: text/event-stream\r\n\r\n")
-        for piece in (b"data: a\n\n", b"data: b\n\n"):
-            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-            time.sleep(0.2)
-        sock.sendall(b"0\r\n\r\n")
+        sock.sendall(b"9\r\ndata: a\n\n\r\n")
+        # The second piece is written only once the client holds the first; a client that
+        # waited for more before handing it over gets the stream cut instead.
+        if not first_arrived.wait(EVENT_DEADLINE):
+            return "close"
+        sock.sendall(b"9\r\ndata: b\n\n\r\n0\r\n\r\n")
 
-    server = serve([chunked, ok(pieces[0], b"Content-Encoding: gzip\r\n")])
+    server = serve([chunked, ok(gzip.compress(b"data: 1\n\n"), b"Content-Encoding: gzip\r\n")])
     with client() as http:
         arrivals = []
         with http.stream("POST", server.url, json={}) as response:
-            started = time.monotonic()
             for piece in response.iter_bytes():
-                arrivals.append((piece, time.monotonic() - started))
-        assert [piece for piece, _ in arrivals] == [b"data: a\n\n", b"data: b\n\n"]
-        assert arrivals[1][1] - arrivals[0][1] > 0.15
+                arrivals.append(piece)
+                first_arrived.set()
+        assert arrivals == [b"data: a\n\n", b"data: b\n\n"]
         assert http.post(server.url, json={}).content == b"data: 1\n\n"
     assert server.connections == 1
 
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused(serve):
+    closed = threading.Event()
+
     def answer_and_close(sock):
         sock.sendall(ok(b"first"))
+        sock.shutdown(socket.SHUT_RDWR)
+        closed.set()
         return "close"
 
     server = serve([answer_and_close, ok(b"second")])
     with client() as http:
         assert http.post(server.url, json={}).text == "first"
-        time.sleep(0.2)
+        assert closed.wait(EVENT_DEADLINE)
         assert http.post(server.url, json={}).text == "second"
     assert server.connections == 2
 
@@ -131,9 +138,13 @@ def test_garbage_instead_of_http_is_a_protocol_error(serve):
 
 
 def test_silence_past_the_read_timeout_is_a_read_timeout(serve):
-    server = serve([lambda sock: time.sleep(2)])
+    timed_out = threading.Event()
+    server = serve([lambda sock: timed_out.wait(EVENT_DEADLINE)])
     with client(timeout=httpx.Timeout(0.3)) as http, pytest.raises(httpx.ReadTimeout):
-        http.post(server.url, json={})
+        try:
+            http.post(server.url, json={})
+        finally:
+            timed_out.set()
 
 
 def test_nobody_listening_is_a_connect_error():
@@ -144,14 +155,24 @@ def test_nobody_listening_is_a_connect_error():
 
 
 def test_the_pool_cap_makes_a_request_wait_then_time_out(serve):
-    server = serve([lambda sock: time.sleep(1) or sock.sendall(ok(b"slow")), ok(b"fast")])
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_reply(sock):
+        holding.set()
+        release.wait(EVENT_DEADLINE)
+        sock.sendall(ok(b"slow"))
+
+    server = serve([slow_reply, ok(b"fast")])
     with client(max_connections=1, timeout=httpx.Timeout(5, pool=0.2)) as http:
         slow = threading.Thread(target=http.post, args=(server.url,), kwargs={"json": {}})
         slow.start()
-        time.sleep(0.2)
-        with pytest.raises(httpx.PoolTimeout):
-            http.post(server.url, json={})
-        slow.join()
+        try:
+            assert holding.wait(EVENT_DEADLINE), "the first request never reached the server"
+            with pytest.raises(httpx.PoolTimeout):
+                http.post(server.url, json={})
+        finally:
+            release.set()
+            slow.join()
         assert http.post(server.url, json={}).text == "fast"
 
 
