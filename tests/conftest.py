@@ -1,6 +1,11 @@
 """Fixtures: one migrated database per test session (SQLite in a temp folder by default, or
-the database named by DATABASE_URL), a fresh app per test, rows removed after each test."""
+the database named by DATABASE_URL), a fresh app per test, rows removed after each test; the
+GLM simulator; local upstreams on loopback (a web site, a counting listener, a fake
+Open-Meteo) and a guard that records every socket connection and refuses any outside
+loopback."""
+import ipaddress
 import os
+import socket
 import uuid
 
 import flask_migrate
@@ -13,8 +18,13 @@ from chatapi.models import User
 from chatapi.models.user import username_key
 from chatapi.services import passwords, tokens
 
+from .fake_open_meteo import FakeOpenMeteo
+from .local_sites import counting_listener, local_site
+from .loopback_server import self_signed_certificate
+
 JWT_TEST_SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def app_config(database_url, **overrides):
@@ -157,3 +167,93 @@ def chat(chat_app):
 @pytest.fixture
 def conversation_id(client, auth_headers):
     return client.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]
+
+
+@pytest.fixture(scope="module")
+def site():
+    """A small web site on 127.0.0.1 (tests/local_sites.py)."""
+    with local_site() as running:
+        yield running
+
+
+@pytest.fixture
+def execute(make_app, auth_headers, site):
+    """Runs a tool through POST /api/tools/<name>/execute on an app that allows only the local
+    site (or the hosts in `allowed`); other keywords are settings. One app per settings."""
+    clients = {}
+
+    def run(name, arguments, allowed=None, **config):
+        config["FETCH_ALLOWED_HOSTS"] = [site.host] if allowed is None else allowed
+        key = repr(sorted(config.items()))
+        if key not in clients:
+            clients[key] = make_app(**config).test_client()
+        return clients[key].post(f"/api/tools/{name}/execute", json=arguments,
+                                 headers=auth_headers)
+    return run
+
+
+@pytest.fixture
+def listener():
+    """A listener on 127.0.0.1 and ::1 (one port) that counts the connections it accepts."""
+    with counting_listener() as counter:
+        yield counter
+
+
+@pytest.fixture
+def open_meteo():
+    """A fake Open-Meteo (forecast and geocoding) on 127.0.0.1 (tests/fake_open_meteo.py)."""
+    with FakeOpenMeteo() as fake:
+        yield fake
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """(the path of a self-signed certificate for 127.0.0.1, a server SSLContext serving it)."""
+    return self_signed_certificate(tmp_path)
+
+
+class Connections:
+    """Addresses sockets of this process connected (or tried to connect) to."""
+
+    def __init__(self):
+        self.loopback = []
+        self.refused = []
+
+    def check(self, address):
+        if not isinstance(address, tuple):
+            return True  # a Unix socket
+        try:
+            ip = ipaddress.ip_address(address[0].split("%")[0])
+        except ValueError:
+            self.refused.append(address)  # a name: sockets get addresses from getaddrinfo
+            return False
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if any(ip in network for network in LOOPBACK):
+            self.loopback.append(address)
+            return True
+        self.refused.append(address)
+        return False
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Records every socket connect; one to an address outside 127.0.0.0/8 and ::1 fails with
+    ConnectionRefusedError before any packet leaves, and the test fails at teardown."""
+    seen = Connections()
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def connect(sock, address):
+        if not seen.check(address):
+            raise ConnectionRefusedError(f"these tests never leave loopback: {address}")
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        if not seen.check(address):
+            raise ConnectionRefusedError(f"these tests never leave loopback: {address}")
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield seen
+    assert seen.refused == [], "connections outside loopback were attempted"

@@ -11,7 +11,7 @@ import pytest
 from chatapi import create_app
 from chatapi.errors import UpstreamTimeout, UpstreamUnavailable
 
-from .loopback_server import CountingServer, self_signed_certificate
+from .loopback_server import CountingServer
 from .simulator_client import API_PATH
 
 QUESTION = [{"role": "user", "content": "[[chunks:3]]"}]
@@ -119,11 +119,6 @@ def test_glm_max_connections_caps_the_pool(relay, glm_through):
     assert texts(held) == ANSWER
     assert texts(ask(glm)) == ANSWER
     assert upstream.connections == 1
-
-
-@pytest.fixture
-def certificate(tmp_path):
-    return self_signed_certificate(tmp_path)
 
 
 def test_a_certificate_outside_certifi_is_refused(relay, glm_through, certificate,

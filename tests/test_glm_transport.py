@@ -10,7 +10,7 @@ import pytest
 
 from chatapi.glm_transport import GLMTransport
 
-from .loopback_server import CountingServer, self_signed_certificate
+from .loopback_server import CountingServer
 
 # How long a scripted server or a test waits for the other side's event before giving up.
 EVENT_DEADLINE = 30
@@ -174,11 +174,6 @@ def test_the_pool_cap_makes_a_request_wait_then_time_out(serve):
             release.set()
             slow.join()
         assert http.post(server.url, json={}).text == "fast"
-
-
-@pytest.fixture
-def certificate(tmp_path):
-    return self_signed_certificate(tmp_path)
 
 
 def test_tls_certificates_are_verified(serve, certificate, monkeypatch):

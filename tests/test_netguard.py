@@ -9,7 +9,6 @@ import pytest
 from chatapi.errors import UpstreamError, UpstreamTimeout, ValidationFailed
 from chatapi.tools import netguard
 
-from .local_sites import counting_listener, local_site
 
 SPELLINGS = [
     "http://127.0.0.1:{port}/",
@@ -31,86 +30,68 @@ SPELLINGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def site():
-    with local_site() as running:
-        yield running
+def fetch_through_the_api(execute, url):
+    return execute("fetch_webpage", {"url": url})
 
 
-@pytest.fixture
-def counter():
-    with counting_listener() as listening:
-        yield listening
-
-
-@pytest.fixture
-def execute(make_app, auth_headers, site):
-    """POST /api/tools/fetch_webpage/execute on an app that allows only the local site."""
-    def run(url, **config):
-        app = make_app(FETCH_ALLOWED_HOSTS=[site.host], **config)
-        return app.test_client().post("/api/tools/fetch_webpage/execute", json={"url": url},
-                                      headers=auth_headers)
-    return run
-
-
-def assert_refused(response, counter):
+def assert_refused(response, listener):
     body = response.get_json()
     assert response.status_code == 422, body
     assert body["error"]["code"] == "validation_error"
     assert body["error"]["details"]["url"]
-    assert counter.connections == 0
+    assert listener.connections == 0
 
 
 def test_counting_listener_counts_a_fetch_it_is_allowed_to_receive(make_app, auth_headers,
-                                                                   counter):
-    app = make_app(FETCH_ALLOWED_HOSTS=[f"127.0.0.1:{counter.port}"])
+                                                                   listener):
+    app = make_app(FETCH_ALLOWED_HOSTS=[f"127.0.0.1:{listener.port}"])
     response = app.test_client().post(
-        "/api/tools/fetch_webpage/execute", json={"url": f"http://127.0.0.1:{counter.port}/"},
+        "/api/tools/fetch_webpage/execute", json={"url": f"http://127.0.0.1:{listener.port}/"},
         headers=auth_headers)
     assert response.status_code == 502
-    assert counter.connections == 1
+    assert listener.connections == 1
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
-def test_loopback_in_any_spelling_is_refused_without_connecting(execute, counter, spelling):
-    assert_refused(execute(spelling.format(port=counter.port)), counter)
+def test_loopback_in_any_spelling_is_refused_without_connecting(execute, listener, spelling):
+    assert_refused(fetch_through_the_api(execute, spelling.format(port=listener.port)), listener)
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS[:3] + SPELLINGS[7:8])
 def test_redirect_from_allowed_site_to_refused_address_is_refused_without_connecting(
-        execute, site, counter, spelling):
-    target = spelling.format(port=counter.port)
-    response = execute(site.url(f"/to?location={quote(target, safe='')}"))
-    assert_refused(response, counter)
+        execute, site, listener, spelling):
+    target = spelling.format(port=listener.port)
+    response = fetch_through_the_api(execute, site.url(f"/to?location={quote(target, safe='')}"))
+    assert_refused(response, listener)
     assert parse_qs(urlsplit(site.requests[-1]).query)["location"] == [target]
 
 
 @pytest.mark.parametrize("url", [
     "file:///etc/passwd", "ftp://127.0.0.1:{port}/", "gopher://127.0.0.1:{port}/_GET",
     "dict://127.0.0.1:{port}/", "//127.0.0.1:{port}/", "127.0.0.1:{port}"])
-def test_non_http_schemes_are_refused_without_connecting(execute, counter, url):
-    assert_refused(execute(url.format(port=counter.port)), counter)
+def test_non_http_schemes_are_refused_without_connecting(execute, listener, url):
+    assert_refused(fetch_through_the_api(execute, url.format(port=listener.port)), listener)
 
 
 def test_redirect_to_a_non_http_scheme_is_refused(execute, site):
-    response = execute(site.url("/to?location=file:///etc/passwd"))
+    response = fetch_through_the_api(execute, site.url("/to?location=file:///etc/passwd"))
     assert response.status_code == 422
     assert "file" in response.get_json()["error"]["details"]["url"][0]
 
 
 def test_allowed_host_entry_with_port_does_not_exempt_other_ports(make_app, auth_headers,
-                                                                  counter, site):
-    app = make_app(FETCH_ALLOWED_HOSTS=[site.host, f"localhost:{counter.port}"])
+                                                                  listener, site):
+    app = make_app(FETCH_ALLOWED_HOSTS=[site.host, f"localhost:{listener.port}"])
     response = app.test_client().post(
-        "/api/tools/fetch_webpage/execute", json={"url": f"http://127.0.0.1:{counter.port}/"},
+        "/api/tools/fetch_webpage/execute", json={"url": f"http://127.0.0.1:{listener.port}/"},
         headers=auth_headers)
-    assert_refused(response, counter)
+    assert_refused(response, listener)
 
 
 def test_refusal_message_is_chinese_by_default_and_english_on_request(make_app, auth_headers,
-                                                                      counter):
+                                                                      listener):
     client = make_app().test_client()
-    arguments = {"url": f"http://127.0.0.1:{counter.port}/"}
+    arguments = {"url": f"http://127.0.0.1:{listener.port}/"}
     chinese = client.post("/api/tools/fetch_webpage/execute", json=arguments,
                           headers=auth_headers)
     english = client.post("/api/tools/fetch_webpage/execute", json=arguments,
@@ -118,7 +99,7 @@ def test_refusal_message_is_chinese_by_default_and_english_on_request(make_app, 
     assert chinese.get_json()["message"] == "该网址指向不允许访问的地址"
     assert english.get_json()["message"] == "The URL points to an address that may not be fetched"
     assert "loopback" in english.get_json()["error"]["details"]["url"][0]
-    assert counter.connections == 0
+    assert listener.connections == 0
 
 
 @pytest.mark.parametrize("address, reason", [
@@ -202,13 +183,13 @@ def test_a_trusted_base_url_exempts_its_own_host_and_port(site):
     assert result.body.startswith(b"Line one")
 
 
-def test_a_trusted_base_url_exempts_no_redirect_elsewhere(site, counter):
-    target = f"http://127.0.0.1:{counter.port}/"
+def test_a_trusted_base_url_exempts_no_redirect_elsewhere(site, listener):
+    target = f"http://127.0.0.1:{listener.port}/"
     with pytest.raises(ValidationFailed) as raised:
         netguard.fetch(site.url(f"/to?location={quote(target, safe='')}"), config={},
                        max_bytes=1000, timeout=5, trusted=(site.url("/v1"),))
     assert raised.value.text_key == "url_refused"
-    assert counter.connections == 0
+    assert listener.connections == 0
 
 
 def test_guarded_fetch_without_allowed_hosts_refuses_loopback(site):

@@ -68,11 +68,6 @@ def test_an_id_with_nul_in_the_path_is_404(client, auth_headers, method, path):
     assert response.json["error"]["code"] == "not_found"
 
 
-@pytest.fixture
-def chat(chat_app):
-    return chat_app(GLM_READ_TIMEOUT=2.0).test_client()
-
-
 @pytest.mark.parametrize("url", ["/api/messages/", "/api/messages/stream"])
 def test_nul_in_what_the_model_and_its_tools_produce_is_stored_as_a_replacement_character(
         chat, client, auth_headers, conversation_id, url):

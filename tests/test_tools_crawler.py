@@ -7,22 +7,6 @@ import pytest
 from .local_sites import HUGE_BYTES, local_site
 
 
-@pytest.fixture(scope="module")
-def site():
-    with local_site() as running:
-        yield running
-
-
-@pytest.fixture
-def execute(make_app, auth_headers, site):
-    """Run a tool on an app that allows the local site; extra keywords are config."""
-    def run(name, arguments, **config):
-        app = make_app(FETCH_ALLOWED_HOSTS=[site.host], **config)
-        return app.test_client().post(f"/api/tools/{name}/execute", json=arguments,
-                                      headers=auth_headers)
-    return run
-
-
 def result_of(response):
     body = response.get_json()
     assert response.status_code == 200, body

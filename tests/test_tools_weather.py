@@ -8,12 +8,6 @@ from tests.local_sites import counting_listener
 
 
 @pytest.fixture
-def open_meteo():
-    with FakeOpenMeteo() as fake:
-        yield fake
-
-
-@pytest.fixture
 def make_weather_client(make_app, open_meteo):
     def make(**config):
         app = make_app(OPEN_METEO_BASE_URL=f"{open_meteo.url}/v1",

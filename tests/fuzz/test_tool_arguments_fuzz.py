@@ -16,9 +16,6 @@ from hypothesis_jsonschema import from_schema
 
 from chatapi.tools import default_registry
 
-from ..fake_open_meteo import FakeOpenMeteo
-from ..local_sites import local_site
-from ..security.conftest import connections  # noqa: F401 (the loopback guard)
 from ..test_strict_json import strictly_parsed
 
 TOOLS = default_registry().tools
@@ -114,20 +111,8 @@ def assert_envelope(response):
     return body
 
 
-@pytest.fixture(scope="module")
-def site():
-    with local_site() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def open_meteo():
-    with FakeOpenMeteo() as fake:
-        yield fake
-
-
 @pytest.fixture
-def tool_client(make_app, glm_simulator, site, open_meteo, connections):  # noqa: F811
+def tool_client(make_app, glm_simulator, site, open_meteo, connections):
     glm_simulator.reset()
     return make_app(GLM_BASE_URL=glm_simulator.base_url, ZHIPUAI_API_KEY="fuzz.key",
                     GLM_READ_TIMEOUT=10, WEB_SEARCH_TIMEOUT=5,

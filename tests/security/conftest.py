@@ -1,10 +1,8 @@
 """Shared by the security suite (tests/security, one file per OWASP API Security Top 10 2023
 item): the error envelope check, the app's routes as the URL map lists them, an app that talks
-to the GLM simulator, one exchange owned by `user`, its stored rows, and a guard that records
-every socket connection and refuses any outside loopback."""
-import ipaddress
+to the GLM simulator, one exchange owned by `user` and its stored rows. (The loopback guard
+`connections`, the local `site` and the counting `listener` are in tests/conftest.py.)"""
 import re
-import socket
 from dataclasses import dataclass
 
 import pytest
@@ -13,10 +11,7 @@ from sqlalchemy import select
 from chatapi.extensions import db
 from chatapi.models import Conversation, Message
 
-from ..local_sites import counting_listener, local_site
-
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def assert_error(response, status, code):
@@ -61,12 +56,10 @@ def call(client, route, headers=None, json=None, **values):
 
 
 @pytest.fixture
-def glm_app(make_app, glm_simulator):
+def glm_app(chat_app):
     """An app whose model is the GLM simulator (tests/glm_simulator.py), which forgets what it
     saw before this test."""
-    glm_simulator.reset()
-    return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
-                    GLM_READ_TIMEOUT=5.0)
+    return chat_app()
 
 
 @pytest.fixture
@@ -113,64 +106,3 @@ def stored_rows(conversation_id):
     return ({name: getattr(conversation, name) for name in columns},
             [{name: getattr(message, name) for name in message_columns}
              for message in messages])
-
-
-class Connections:
-    """Addresses sockets of this process connected (or tried to connect) to."""
-
-    def __init__(self):
-        self.loopback = []
-        self.refused = []
-
-    def check(self, address):
-        if not isinstance(address, tuple):
-            return True  # a Unix socket
-        try:
-            ip = ipaddress.ip_address(address[0].split("%")[0])
-        except ValueError:
-            self.refused.append(address)  # a name: sockets get addresses from getaddrinfo
-            return False
-        if ip.version == 6 and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if any(ip in network for network in LOOPBACK):
-            self.loopback.append(address)
-            return True
-        self.refused.append(address)
-        return False
-
-
-@pytest.fixture
-def connections(monkeypatch):
-    """Records every socket connect; one to an address outside 127.0.0.0/8 and ::1 fails with
-    ConnectionRefusedError before any packet leaves, and the test fails at teardown."""
-    seen = Connections()
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def connect(sock, address):
-        if not seen.check(address):
-            raise ConnectionRefusedError(f"the security suite never leaves loopback: {address}")
-        return real_connect(sock, address)
-
-    def connect_ex(sock, address):
-        if not seen.check(address):
-            raise ConnectionRefusedError(f"the security suite never leaves loopback: {address}")
-        return real_connect_ex(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    yield seen
-    assert seen.refused == [], "connections outside loopback were attempted"
-
-
-@pytest.fixture(scope="module")
-def site():
-    """A small web site on 127.0.0.1 (tests/local_sites.py)."""
-    with local_site() as running:
-        yield running
-
-
-@pytest.fixture
-def listener():
-    """A listener on 127.0.0.1 and ::1 (one port) that counts the connections it accepts."""
-    with counting_listener() as counter:
-        yield counter

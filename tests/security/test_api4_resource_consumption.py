@@ -100,12 +100,6 @@ def test_max_message_chars_is_the_configured_one(make_app, user, auth_headers):
     assert counts()[2] == 0
 
 
-@pytest.fixture
-def conversation_id(client, auth_headers):
-    return client.post("/api/conversations/", headers=auth_headers,
-                       json={}).get_json()["data"]["id"]
-
-
 @pytest.mark.parametrize("query,field", [
     ("page_size=101", "page_size"), ("page_size=0", "page_size"), ("page_size=-1", "page_size"),
     ("page_size=abc", "page_size"), ("page_size=1e3", "page_size"),

@@ -15,7 +15,6 @@ from urllib.parse import quote
 
 import pytest
 
-from ..local_sites import counting_listener
 from .conftest import assert_error
 
 TOOLS = ["fetch_webpage", "extract_links"]
@@ -52,34 +51,13 @@ REDIRECT_TARGETS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def listener():
-    """One counting listener for the module; tests compare its count before and after."""
-    with counting_listener() as counter:
-        yield counter
-
-
-@pytest.fixture
-def execute(make_app, auth_headers, site):
-    """Runs a tool on an app that allows only the local site."""
-    apps = {}
-
-    def run(tool, url, allowed=None):
-        allowed = [site.host] if allowed is None else allowed
-        if tuple(allowed) not in apps:
-            apps[tuple(allowed)] = make_app(FETCH_ALLOWED_HOSTS=allowed).test_client()
-        return apps[tuple(allowed)].post(f"/api/tools/{tool}/execute", json={"url": url},
-                                         headers=auth_headers)
-    return run
-
-
 def problems_refusing(execute, tool, urls, listener, connections):
     """url -> what went wrong, for each URL that is not refused with 422 `details.url` before
     any connection to the listener or outside loopback."""
     problems = {}
     for url in urls:
         accepted = listener.connections
-        response = execute(tool, url)
+        response = execute(tool, {"url": url})
         body = response.get_json() or {}
         details = body.get("error", {}).get("details", {})
         reached = listener.connections - accepted
@@ -96,7 +74,7 @@ def test_the_listener_and_the_guard_see_a_connection_that_is_allowed(execute, li
     """The control: when the listener's host is allowed, the same request does reach it."""
     accepted = listener.connections
     url = f"http://127.0.0.1:{listener.port}/"
-    response = execute("fetch_webpage", url, allowed=[f"127.0.0.1:{listener.port}"])
+    response = execute("fetch_webpage", {"url": url}, allowed=[f"127.0.0.1:{listener.port}"])
     assert_error(response, 502, "upstream_error")
     assert listener.connections == accepted + 1
     assert ("127.0.0.1", listener.port) in connections.loopback
@@ -135,7 +113,7 @@ def test_an_allowed_site_redirecting_to_a_refused_url_is_refused_before_connecti
 
 def test_an_allowed_site_redirecting_to_itself_is_followed(execute, site, connections):
     """The control for the redirect refusals: redirects as such are followed."""
-    response = execute("fetch_webpage", site.url("/hops/2"))
+    response = execute("fetch_webpage", {"url": site.url("/hops/2")})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["data"]["result"]["url"] == site.url("/hops/0")
 
@@ -149,5 +127,5 @@ def test_fetch_allowed_hosts_exempts_exactly_the_host_and_port_it_names(
         "http://127.0.0.1:{listener}/"]]
     assert problems_refusing(execute, "fetch_webpage", urls, listener, connections) == {}
     assert len(site.requests) == hops_before
-    allowed = execute("fetch_webpage", site.url("/article"))
+    allowed = execute("fetch_webpage", {"url": site.url("/article")})
     assert allowed.status_code == 200, allowed.get_json()

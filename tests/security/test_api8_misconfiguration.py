@@ -62,12 +62,6 @@ def secured_app(make_app, glm_simulator, user):
     return app
 
 
-@pytest.fixture
-def conversation_id(client, auth_headers):
-    return client.post("/api/conversations/", headers=auth_headers,
-                       json={}).get_json()["data"]["id"]
-
-
 def send(client, headers, conversation_id, content):
     return client.post("/api/messages/", headers=headers,
                        json={"conversation_id": conversation_id, "content": content})
