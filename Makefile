@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install bwrap run test lint demo bench
+.PHONY: install bwrap run test test-fast lint demo bench
 
 install: $(VENV)/.installed bwrap
 
@@ -30,6 +30,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# Everything but the tests marked `slow` (real gunicorn/nginx, processes of their own).
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 lint: install
 	$(BIN)/flake8

@@ -42,6 +42,7 @@ def is_gone(pid):
     return False
 
 
+@pytest.mark.slow
 def test_a_call_past_its_deadline_is_504_its_process_killed_and_replaced(pool):
     pool.start()
     [first] = worker_pids(pool)
@@ -57,6 +58,7 @@ def test_a_call_past_its_deadline_is_504_its_process_killed_and_replaced(pool):
     assert pool.run(math.factorial, 10) == 3628800
 
 
+@pytest.mark.slow
 def test_a_full_queue_is_503_at_once():
     pool = ComputePool(workers=1, deadline_seconds=30.0, queue_size=0, memory_megabytes=256)
     running = threading.Thread(target=pool.run, args=(time.sleep, 3))
@@ -82,6 +84,7 @@ def test_a_computation_over_its_memory_is_422_and_the_pool_works_on(pool):
     assert pool.run(math.factorial, 4) == 24
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_mid_call_is_a_500_and_is_replaced(pool):
     with pytest.raises(ApiError) as failed:
         pool.run(os._exit, 3)
@@ -89,6 +92,7 @@ def test_a_worker_that_dies_mid_call_is_a_500_and_is_replaced(pool):
     assert pool.run(math.factorial, 5) == 120
 
 
+@pytest.mark.slow
 def test_a_tool_computation_past_compute_timeout_is_504_and_the_next_call_works(
         make_app, auth_headers):
     client = make_app(COMPUTE_TIMEOUT=1.0, COMPUTE_WORKERS=1).test_client()
@@ -160,6 +164,7 @@ def test_a_result_too_big_to_encode_in_memory_is_422_and_its_worker_lives_on():
         pool.close()
 
 
+@pytest.mark.slow
 def test_one_owner_waits_for_its_own_calls_while_another_owner_gets_a_worker():
     pool = ComputePool(workers=2, deadline_seconds=30.0, queue_size=8, memory_megabytes=256,
                        per_owner=1)
@@ -180,6 +185,7 @@ def test_one_owner_waits_for_its_own_calls_while_another_owner_gets_a_worker():
         pool.close()
 
 
+@pytest.mark.slow
 def test_an_owner_past_its_cap_until_the_deadline_is_429():
     pool = ComputePool(workers=2, deadline_seconds=0.5, queue_size=8, memory_megabytes=256,
                        per_owner=1)

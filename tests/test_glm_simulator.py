@@ -187,6 +187,7 @@ def test_error_code_can_be_chosen(glm):
     assert raised.value.response.json()["error"]["code"] == "1113"
 
 
+@pytest.mark.slow
 def test_configured_api_key_rejects_other_keys():
     with running_simulator(api_key="right-key") as simulator:
         wrong = ZhipuAI(api_key="wrong-key", base_url=simulator.base_url, max_retries=0)
@@ -271,6 +272,7 @@ def test_hang_up_after_three_chunks_is_seen_within_two_seconds(glm, sim):
     assert hangup["noticed_at"] - closed_at < 2
 
 
+@pytest.mark.slow
 def test_two_hundred_concurrent_slow_streams_complete(sim):
     sim.reset()
     pool = httpx.Client(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),

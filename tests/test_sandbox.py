@@ -130,6 +130,7 @@ def run_in_a_new_process(code, timeout=GENEROUS_TIMEOUT, preexec=(), env=None):
     return json.loads(completed.stdout)
 
 
+@pytest.mark.slow
 def test_runs_work_with_tmpdir_under_a_private_folder(tmp_path):
     private = tmp_path / "private"
     (private / "tmp").mkdir(parents=True)
@@ -140,6 +141,7 @@ def test_runs_work_with_tmpdir_under_a_private_folder(tmp_path):
     assert (result["stdout"], result["exit_code"]) == ("ran\n", 0)
 
 
+@pytest.mark.slow
 def test_the_capabilities_of_the_systemd_unit_are_enough_to_run_and_to_kill():
     """deploy/chatapi.service keeps CAP_SETUID, CAP_SETGID and CAP_KILL only (no CAP_SYS_ADMIN:
     bwrap makes its namespaces inside a user namespace of the run's uid)."""
@@ -180,6 +182,7 @@ except sandbox.IsolationUnavailable:
 """
 
 
+@pytest.mark.slow
 def test_where_user_namespaces_are_refused_the_sandbox_is_unavailable():
     """As on a host with user.max_user_namespaces = 0: the service, still root with every uid
     mapped, in a user namespace where no nested one may be made."""
