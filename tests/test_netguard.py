@@ -42,12 +42,9 @@ def assert_refused(response, listener):
     assert listener.connections == 0
 
 
-def test_counting_listener_counts_a_fetch_it_is_allowed_to_receive(make_app, auth_headers,
-                                                                   listener):
-    app = make_app(FETCH_ALLOWED_HOSTS=[f"127.0.0.1:{listener.port}"])
-    response = app.test_client().post(
-        "/api/tools/fetch_webpage/execute", json={"url": f"http://127.0.0.1:{listener.port}/"},
-        headers=auth_headers)
+def test_counting_listener_counts_a_fetch_it_is_allowed_to_receive(execute, listener):
+    response = execute("fetch_webpage", {"url": f"http://127.0.0.1:{listener.port}/"},
+                       allowed=[f"127.0.0.1:{listener.port}"])
     assert response.status_code == 502
     assert listener.connections == 1
 

@@ -120,13 +120,11 @@ def test_fetch_webpage_passes_a_404_page_through_with_its_status(execute, site):
     assert (result["status"], result["title"], result["text"]) == (404, "Not here", "No such page")
 
 
-def test_fetch_webpage_connection_refused_is_502(make_app, auth_headers):
+def test_fetch_webpage_connection_refused_is_502(execute):
     with local_site() as stopped:
         closed_port = stopped.port
-    app = make_app(FETCH_ALLOWED_HOSTS=[f"127.0.0.1:{closed_port}"])
-    response = app.test_client().post(
-        "/api/tools/fetch_webpage/execute", json={"url": f"http://127.0.0.1:{closed_port}/"},
-        headers=auth_headers)
+    response = execute("fetch_webpage", {"url": f"http://127.0.0.1:{closed_port}/"},
+                       allowed=[f"127.0.0.1:{closed_port}"])
     assert response.status_code == 502
 
 

@@ -1,11 +1,14 @@
-"""Fixtures for fault injection: private PostgreSQL and Redis servers the tests may stop."""
+"""Fixtures for fault injection: private PostgreSQL and Redis servers the tests may stop; what
+the database holds of a conversation."""
 import shutil
 
 import flask_migrate
 import pytest
+from sqlalchemy import select
 
 from chatapi import create_app
 from chatapi.extensions import db
+from chatapi.models import Conversation, Message
 
 from ..conftest import app_config
 from .backends import PrivatePostgres, PrivateRedis, postgres_bin
@@ -48,3 +51,11 @@ def persistent_redis():
     server.start()
     yield server
     server.destroy()
+
+
+def stored(conversation_id):
+    """(the conversation's message_count, its messages in order) as the database holds them."""
+    db.session.expire_all()
+    rows = db.session.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                              .order_by(Message.created_at, Message.id)).all()
+    return db.session.get(Conversation, conversation_id).message_count, rows

@@ -3,14 +3,11 @@ user message is stored, an assistant message with status `error` holds the parti
 a readable reason, and the client gets the documented status (POST) or last event (stream).
 tests/test_chat.py has the first cases of several of these; this is the whole table."""
 import pytest
-from sqlalchemy import select
-
-from chatapi.extensions import db
-from chatapi.models import Conversation, Message
 
 from ..glm_simulator import DEFAULT_REPLY, ERROR_CODES, STREAM_ERROR
 from ..servers import free_port
 from ..test_chat import parse_events
+from .conftest import stored
 
 ENGLISH = {"Accept-Language": "en"}
 READ_TIMEOUT = 1.0
@@ -67,13 +64,6 @@ def glm_client(make_app, glm_simulator):
     glm_simulator.reset()
     return make_app(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url,
                     GLM_READ_TIMEOUT=READ_TIMEOUT).test_client()
-
-
-def stored(conversation_id):
-    db.session.expire_all()
-    rows = db.session.scalars(select(Message).where(Message.conversation_id == conversation_id)
-                              .order_by(Message.created_at, Message.id)).all()
-    return db.session.get(Conversation, conversation_id).message_count, rows
 
 
 def assert_stored_as_error(conversation_id, content, code, partial_text, details):

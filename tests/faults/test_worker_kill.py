@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select
-
-from chatapi.extensions import db
-from chatapi.models import Conversation, Message
 
 from ..conftest import JWT_TEST_SECRET, app_config
 from ..servers import gunicorn_process
 from ..simulator_client import wait_for
 from ..sse_client import events, open_stream
+from .conftest import stored
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +20,6 @@ pytestmark = pytest.mark.slow
 def workers_of(master):
     return [int(pid) for pid in
             Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()]
-
-
-def stored(conversation_id):
-    db.session.expire_all()
-    rows = db.session.scalars(select(Message).where(Message.conversation_id == conversation_id)
-                              .order_by(Message.created_at, Message.id)).all()
-    return db.session.get(Conversation, conversation_id).message_count, rows
 
 
 def test_a_worker_killed_mid_stream_leaves_a_consistent_conversation_and_a_new_worker(
