@@ -33,7 +33,7 @@ def create_app(config=None):
     app.config.update(config or {})
     notices = derive(app.config, app.instance_path)
     configure_logging(app)
-    say_startup_notices(notices)
+    say_startup_notices(notices, app.config["TESTING"])
     if app.config["PROXY_FIX_X_FOR"] > 0 or app.config["PROXY_FIX_X_PROTO"] > 0:
         # remote_addr (the login throttle's key) becomes the client the trusted proxies saw.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"],
@@ -49,11 +49,11 @@ def create_app(config=None):
     return app
 
 
-def say_startup_notices(notices):
+def say_startup_notices(notices, testing):
     """Settings left unset, said once per start: under gunicorn its master says them before it
     forks the workers (and sets NOTICES_SAID for them); a `flask` command other than `run`
-    (migrations, `flask users`) needs neither key and says nothing."""
-    if not notices or os.environ.get(NOTICES_SAID):
+    (migrations, `flask users`) needs neither key and says nothing; nor does a test's app."""
+    if not notices or testing or os.environ.get(NOTICES_SAID):
         return
     command = click.get_current_context(silent=True)
     if command is not None and command.info_name != "run":
