@@ -7,18 +7,19 @@ import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
 
-def settings_from_env():
-    """chatapi/config.py's reading of gunicorn's variables. The file is loaded on its own:
-    importing the `chatapi` package here, in the master, would import the app (psycopg,
-    httpx, ...) into every worker before gevent patches it."""
+def chatapi_config():
+    """chatapi/config.py, loaded on its own: importing the `chatapi` package here, in the
+    master, would import the app (psycopg, httpx, ...) into every worker before gevent
+    patches it."""
     path = Path(__file__).resolve().parent / "chatapi" / "config.py"
     spec = importlib.util.spec_from_file_location("chatapi_gunicorn_config", path)
     config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config)
-    return config.gunicorn_settings()
+    return config
 
 
-_env = settings_from_env()
+_config = chatapi_config()
+_env = _config.gunicorn_settings()
 bind = _env["bind"]
 
 
@@ -89,8 +90,16 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Two sockets per stream: lift the soft open-file limit (often 1,024) to the hard one."""
+    """Settings left unset are said here, once per start, not by every worker; the development
+    JWT key is made here, before the workers that read it exist. Two sockets per stream: lift
+    the soft open-file limit (often 1,024) to the hard one."""
+    import os
     import resource
+
+    settings = {name: _config.env_str(name) for name in ("JWT_SECRET_KEY", "ZHIPUAI_API_KEY")}
+    for notice in _config.startup_notices(settings, _config.INSTANCE_PATH):
+        server.log.warning(notice)
+    os.environ[_config.NOTICES_SAID] = "1"
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 4 * worker_connections + 256

@@ -2,6 +2,7 @@
 import logging
 import os
 
+import click
 from flask import Flask
 from flask_cors import CORS
 from sqlalchemy import event
@@ -9,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, errors, http, postgres, security_headers, strict_json
 from .api import register_blueprints, security
-from .config import VERSION, Config, derive
+from .config import INSTANCE_PATH, NOTICES_SAID, VERSION, Config, derive
 from .glm import GLMClient
 from .extensions import api, db, jwt, migrate
 from .models.text_search import register_sqlite_casefold
@@ -22,14 +23,17 @@ from .tools.compute_pool import compute_pool
 
 __version__ = VERSION
 
+log = logging.getLogger(__name__)
+
 
 def create_app(config=None):
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder=None, instance_path=INSTANCE_PATH)
     app.json = strict_json.StrictJSONProvider(app)
     app.config.update(Config.from_env())
     app.config.update(config or {})
-    derive(app.config, app.instance_path)
+    notices = derive(app.config, app.instance_path)
     configure_logging(app)
+    say_startup_notices(notices, app.config["TESTING"])
     if app.config["PROXY_FIX_X_FOR"] > 0 or app.config["PROXY_FIX_X_PROTO"] > 0:
         # remote_addr (the login throttle's key) becomes the client the trusted proxies saw.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"],
@@ -43,6 +47,19 @@ def create_app(config=None):
     security_headers.init_app(app)
     cli.init_app(app)
     return app
+
+
+def say_startup_notices(notices, testing):
+    """Settings left unset, said once per start: under gunicorn its master says them before it
+    forks the workers (and sets NOTICES_SAID for them); a `flask` command other than `run`
+    (migrations, `flask users`) needs neither key and says nothing; nor does a test's app."""
+    if not notices or testing or os.environ.get(NOTICES_SAID):
+        return
+    command = click.get_current_context(silent=True)
+    if command is not None and command.info_name != "run":
+        return
+    for notice in notices:
+        log.warning(notice)
 
 
 def make_sqlite_folder(config):

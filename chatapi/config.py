@@ -5,16 +5,14 @@
 gunicorn's master loads this file on its own, before it forks the workers that gevent
 patches: at module level it imports the standard library only (no `chatapi`, nothing that
 would load ssl, asyncio or a database driver unpatched into every worker)."""
-import logging
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 VERSION = "0.1.0"
 DEFAULT_MODELS = ("glm-5", "glm-4.6", "glm-4.5", "glm-4.5-air")
-
-log = logging.getLogger(__name__)
 
 
 def env_str(name, default=None):
@@ -72,18 +70,50 @@ def sqlite_url_made_absolute(url):
     return prefix + str(Path(path).resolve())
 
 
+# Flask's instance folder for this package as it is used (not installed): instance/ beside
+# chatapi/. The app is made with it, and gunicorn's master makes the development key there.
+INSTANCE_PATH = str(Path(__file__).resolve().parent.parent / "instance")
+# Set by gunicorn's master once it has said the start-up notices, so its workers stay quiet.
+NOTICES_SAID = "CHATAPI_STARTUP_NOTICES_SAID"
+NO_GLM_KEY_NOTICE = (
+    "ZHIPUAI_API_KEY is not set: sending a message (and the web_search tool) will answer 503 "
+    "upstream_unavailable; accounts, conversations, history and the other tools work")
+
+
 def jwt_secret_kept_in(instance_path):
     """Development fallback: one random secret kept in instance/ so every worker and every
-    restart signs with the same key."""
+    restart signs with the same key. (secret, whether this call made it). The file appears
+    whole or not at all: a worker starting beside another never reads it half-written."""
     path = Path(instance_path) / "jwt-secret"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".jwt-secret-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(draft, path)
+            return path.read_text().strip(), True
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
+    return path.read_text().strip(), False
+
+
+def startup_notices(config, instance_path):
+    """Fills JWT_SECRET_KEY with the development key when it is unset, and returns what a start
+    says once about settings left unset (gunicorn's master, or the app outside gunicorn)."""
+    notices = []
+    if not config.get("JWT_SECRET_KEY"):
+        config["JWT_SECRET_KEY"], made = jwt_secret_kept_in(instance_path)
+        where = Path(instance_path) / "jwt-secret"
+        notices.append(
+            f"JWT_SECRET_KEY is not set: {'generated' if made else 'using'} a development key "
+            f"{'into' if made else 'from'} {where}; set JWT_SECRET_KEY in production (every "
+            "worker and host must share it)")
+    if not config.get("ZHIPUAI_API_KEY"):
+        notices.append(NO_GLM_KEY_NOTICE)
+    return notices
 
 
 def engine_options(config):
@@ -103,18 +133,18 @@ def engine_options(config):
 
 def derive(config, instance_path):
     """The settings computed from others, once the caller's overrides are in (a test's
-    REDIS_URL moves the rate-limit counters too): `config` is changed in place."""
+    REDIS_URL moves the rate-limit counters too): `config` is changed in place. Returns the
+    start-up notices (`startup_notices`)."""
     config["SQLALCHEMY_DATABASE_URI"] = sqlite_url_made_absolute(
         config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config)
-    if not config.get("JWT_SECRET_KEY"):
-        log.warning("JWT_SECRET_KEY is not set: using a development key kept in instance/")
-        config["JWT_SECRET_KEY"] = jwt_secret_kept_in(instance_path)
+    notices = startup_notices(config, instance_path)
     config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(
         seconds=config["JWT_ACCESS_TOKEN_EXPIRES_SECONDS"])
     config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(
         seconds=config["JWT_REFRESH_TOKEN_EXPIRES_SECONDS"])
     config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+    return notices
 
 
 class Config:

@@ -1,26 +1,52 @@
 #!/usr/bin/env bash
 # A newcomer's first look: the GLM simulator, the service on it, and one streamed answer with a
-# tool call, shown with curl. Everything stops when the script ends.
+# tool call, shown with curl. Everything stops when the script ends, and every run starts from
+# a fresh demo database, so it can be run again and again. DEMO_PORT (8001) and SIM_PORT (9100)
+# move the two servers; DEMO_DIR (instance) holds the demo database and the servers' logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 SIM_PORT=${SIM_PORT:-9100}
 PORT=${DEMO_PORT:-8001}
+DIR=${DEMO_DIR:-instance}
 BASE="http://127.0.0.1:$PORT/api"
-mkdir -p instance
-export DATABASE_URL="sqlite:///instance/demo.db" ZHIPUAI_API_KEY="demo-key" \
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+rm -f "$DIR/demo.db" "$DIR/demo.db-wal" "$DIR/demo.db-shm"
+export DATABASE_URL="sqlite:///$DIR/demo.db" ZHIPUAI_API_KEY="demo-key" \
        GLM_BASE_URL="http://127.0.0.1:$SIM_PORT/api/paas/v4" PORT WEB_CONCURRENCY=1 \
        FLASK_APP=wsgi.py LOG_LEVEL=WARNING
 
-cleanup() { kill "$SIM_PID" "$APP_PID" 2>/dev/null || true; wait 2>/dev/null || true; }
+SIM_PID="" APP_PID=""
+cleanup() { kill $SIM_PID $APP_PID 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
+fail() { echo "make demo: $1" >&2; [ -z "${2:-}" ] || tail -n 20 "$2" >&2; exit 1; }
 
-$BIN/python -m tests.glm_simulator --port "$SIM_PORT" > instance/demo-simulator.log 2>&1 &
+for port in "$SIM_PORT" "$PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    fail "port $port is in use; pick others with DEMO_PORT=... SIM_PORT=..."
+  fi
+done
+
+$BIN/python -m tests.glm_simulator --port "$SIM_PORT" > "$DIR/demo-simulator.log" 2>&1 &
 SIM_PID=$!
-$BIN/flask db upgrade > /dev/null 2>&1
-$BIN/gunicorn -c gunicorn.conf.py wsgi:app > instance/demo-service.log 2>&1 &
+$BIN/flask db upgrade > "$DIR/demo-migrate.log" 2>&1 || fail "flask db upgrade failed:" \
+  "$DIR/demo-migrate.log"
+$BIN/gunicorn -c gunicorn.conf.py wsgi:app > "$DIR/demo-service.log" 2>&1 &
 APP_PID=$!
-for _ in $(seq 50); do curl -sf "$BASE/health" > /dev/null && break; sleep 0.2; done
+# Both are up once the simulator has said so and the service answers; either may die instead.
+until grep -q "listening on" "$DIR/demo-simulator.log"; do
+  kill -0 "$SIM_PID" 2>/dev/null || fail "the GLM simulator stopped:" "$DIR/demo-simulator.log"
+  [ "$SECONDS" -lt 120 ] || fail "the GLM simulator did not start in 2 minutes:" \
+    "$DIR/demo-simulator.log"
+  sleep 0.1
+done
+until curl -sf "$BASE/health" > /dev/null; do
+  kill -0 "$APP_PID" 2>/dev/null || fail "the service stopped:" "$DIR/demo-service.log"
+  [ "$SECONDS" -lt 120 ] || fail "$BASE/health did not answer in 2 minutes:" \
+    "$DIR/demo-service.log"
+  sleep 0.1
+done
 
 json() { $BIN/python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 show() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }

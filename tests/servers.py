@@ -58,10 +58,11 @@ def gunicorn(env, workers=2, extra_args=(), log_path=None):
 
 @contextmanager
 def gunicorn_process(env, workers=2, extra_args=(), log_path=None):
-    """gunicorn's base URL and its master process, for tests that signal it."""
+    """gunicorn's base URL and its master process, for tests that signal it. A variable given
+    as None is left out of gunicorn's environment."""
     port = free_port()
-    environment = {**os.environ, **{k: v for k, v in env.items() if v is not None},
-                   "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    environment = {**os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    environment = {name: value for name, value in environment.items() if value is not None}
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *extra_args,
                "wsgi:app"]
     log = open(log_path, "w") if log_path else subprocess.DEVNULL

@@ -273,8 +273,9 @@ def test_no_body_or_log_line_shows_a_trace_sql_secret_password_or_token(
 
 
 def test_an_unset_jwt_secret_becomes_a_random_key_kept_private(tmp_path):
-    first = jwt_secret_kept_in(tmp_path / "one")
-    assert jwt_secret_kept_in(tmp_path / "one") == first
-    assert len(first) >= 64 and first != jwt_secret_kept_in(tmp_path / "two")
+    first, made = jwt_secret_kept_in(tmp_path / "one")
+    assert made and jwt_secret_kept_in(tmp_path / "one") == (first, False)
+    assert len(first) >= 64 and first != jwt_secret_kept_in(tmp_path / "two")[0]
+    assert sorted(path.name for path in (tmp_path / "one").iterdir()) == ["jwt-secret"]
     mode = stat.S_IMODE(os.stat(tmp_path / "one" / "jwt-secret").st_mode)
     assert mode == 0o600
