@@ -1,4 +1,4 @@
-"""Configuration, read from the environment once (API.md §7): the app's settings
+"""Configuration, read from the environment once (docs/API.md §7): the app's settings
 (`Config.from_env`, then `derive` once the caller's overrides are in) and gunicorn's
 (`gunicorn_settings`).
 

@@ -1,4 +1,4 @@
-"""The one place where every failure becomes the error envelope (API.md §1)."""
+"""The one place where every failure becomes the error envelope (docs/API.md §1)."""
 import logging
 
 from flask import jsonify

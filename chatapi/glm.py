@@ -1,5 +1,5 @@
 """The only importer of zhipuai: one SDK client per worker process, and every SDK or transport
-failure turned into the project's 502/503/504 errors (GLM-PROTOCOL.md)."""
+failure turned into the project's 502/503/504 errors (docs/GLM.md)."""
 import logging
 import os
 from dataclasses import dataclass
@@ -202,7 +202,7 @@ def lines_of(response):
 
 def chunks_of(response):
     """The JSON chunks of GLM's event stream, up to `data: [DONE]`; an error the provider
-    reports inside the stream raises like a broken stream (GLM-PROTOCOL.md, Errors)."""
+    reports inside the stream raises like a broken stream (docs/GLM.md, Errors)."""
     event = None
     lines = lines_of(response)
     for line in lines:

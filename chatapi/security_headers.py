@@ -12,7 +12,7 @@ HEADERS = {
 def add_security_headers(response):
     response.headers.update(HEADERS)
     # Answers carry one user's data. The event stream keeps its `Cache-Control: no-cache`
-    # (API.md §4), which already forbids serving it from a cache.
+    # (docs/API.md §4), which already forbids serving it from a cache.
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 

@@ -1,4 +1,4 @@
-"""Every user-facing text, Chinese and English side by side (API.md §1). Which of the two is
+"""Every user-facing text, Chinese and English side by side (docs/API.md §1). Which of the two is
 the caller's to say: the API layer decides a request's language (chatapi/language.py) and
 passes it down to whatever writes text, so a text reads the same in a request and in a
 stream's reader greenlet."""

@@ -57,7 +57,7 @@ def test_missing_fields_are_422_naming_each(client):
 @pytest.mark.parametrize("username,ok", [
     ("张三_01", True), ("abc", True), ("a.b-c_d", True), ("x" * 32, True),
     ("ab", False), ("x" * 33, False), ("a b", False), ("a@b", False), ("a/b", False),
-    ("", False),
+    ("", False), ("alice\n", False), ("abc\r\n", False),
 ])
 def test_username_rules(client, username, ok):
     response = register(client, username=username)

@@ -1,4 +1,4 @@
-"""Every row of API.md §1's status table, in the envelope, in both languages."""
+"""Every row of docs/API.md §1's status table, in the envelope, in both languages."""
 import logging
 import queue
 import time

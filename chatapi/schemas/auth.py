@@ -4,7 +4,9 @@ from ..models.user import ROLES
 from ..texts import TEXTS
 from .base import BaseSchema, OutputSchema, Timestamp
 
-USERNAME_PATTERN = r"^[\w.\-]{3,32}$"
+# `(?!\n)`: Python's `$` also matches before a final newline ("alice\n" would pass); `\Z` would
+# say it for Python alone, but the pattern is the OpenAPI document's too (ECMA-262 regex).
+USERNAME_PATTERN = r"^[\w.\-]{3,32}(?!\n)$"
 
 
 class RegisterSchema(BaseSchema):

@@ -15,7 +15,7 @@ def storable_text(value):
 
 
 class BaseSchema(Schema):
-    """Unknown and read-only fields in a request body are ignored, never applied (API.md §1);
+    """Unknown and read-only fields in a request body are ignored, never applied (docs/API.md §1);
     every string loaded must be storable text. Request bodies take their booleans and numbers
     as StrictBoolean, StrictInteger and StrictFloat (below): JSON types, nothing read into them;
     query strings, all text, keep marshmallow's parsing."""

@@ -1,9 +1,9 @@
-"""What the model is sent (API.md §4): system prompt, earlier turns replayed in the provider's
+"""What the model is sent (docs/API.md §4): system prompt, earlier turns replayed in the provider's
 shape, trimmed from the oldest end to the model's context budget, then the new message."""
 import json
 import math
 
-# Context windows in tokens (GLM-PROTOCOL.md); an unknown model gets the smallest.
+# Context windows in tokens (docs/GLM.md); an unknown model gets the smallest.
 CONTEXT_TOKENS = {"glm-5": 200_000, "glm-4.6": 200_000, "glm-4.5": 128_000,
                   "glm-4.5-air": 128_000}
 DEFAULT_CONTEXT_TOKENS = 128_000

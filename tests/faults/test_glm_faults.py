@@ -1,4 +1,4 @@
-"""GLM failing in every way GLM-PROTOCOL.md lists, on both ways of sending a message: the
+"""GLM failing in every way docs/GLM.md lists, on both ways of sending a message: the
 user message is stored, an assistant message with status `error` holds the partial text and
 a readable reason, and the client gets the documented status (POST) or last event (stream).
 tests/test_chat.py has the first cases of several of these; this is the whole table."""

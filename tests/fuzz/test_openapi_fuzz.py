@@ -50,7 +50,7 @@ SIMULATOR_BEHAVIOURS = (
     '[[tool:unit_convert {"value": 1, "from_unit": "mile", "to_unit": "km"}]]',
     '[[tool:json_query {"data": {"a": [1, 2]}, "expression": "a[1]"}]]',
     "[[bad_args:calculator]]", "[[tool:no_such_tool {}]]")
-# The provider failing: the answer is 502/503/504 with the envelope (API.md §4), or on the
+# The provider failing: the answer is 502/503/504 with the envelope (docs/API.md §4), or on the
 # stream an `error` event.
 PROVIDER_FAILURES = ("[[finish:sensitive]]", "[[no_finish]]", "[[http:500]]", "[[http:429]]",
                      "[[http:401]]", "[[stream_error:1]]", "[[drop:1]]")

@@ -15,7 +15,7 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
 def assert_error(response, status, code):
-    """The error envelope of API.md §1, with `status` and `code`; the body."""
+    """The error envelope of docs/API.md §1, with `status` and `code`; the body."""
     body = response.get_json()
     assert response.status_code == status, (response.status_code, body)
     assert set(body) == {"success", "message", "error"} or set(body) == {

@@ -1,6 +1,6 @@
 """OWASP API3:2023 Broken Object Property Level Authorization (mass assignment).
 
-API.md §1: "Unknown JSON fields in request bodies are ignored; read-only fields (`id`,
+docs/API.md §1: "Unknown JSON fields in request bodies are ignored; read-only fields (`id`,
 `user_id`, `created_at`, ...) sent by a client are ignored, never applied" — the schemas load
 with marshmallow's `unknown = EXCLUDE` (chatapi/schemas/base.py) and tools drop arguments their
 JSON Schema does not name. So the assertion is: the request succeeds as if the extra fields
