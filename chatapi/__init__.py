@@ -8,7 +8,7 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, http, postgres, security_headers, strict_json
+from . import apidocs, cli, errors, http, postgres, security_headers, strict_json
 from .api import register_blueprints, security
 from .config import INSTANCE_PATH, NOTICES_SAID, VERSION, Config, derive
 from .glm import GLMClient
@@ -42,6 +42,7 @@ def create_app(config=None):
     app.url_map.strict_slashes = False
     register_extensions(app)
     register_blueprints(api)
+    apidocs.init_app(app)
     errors.register_error_handlers(app)
     http.init_app(app)
     security_headers.init_app(app)

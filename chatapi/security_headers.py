@@ -1,5 +1,7 @@
 """Headers on every response that make a browser treat it as inert data (OWASP API8): never
-sniffed into HTML, framed, sent as a referrer, run as a page or kept in a cache."""
+sniffed into HTML, framed, sent as a referrer, run as a page or kept in a cache. The one page
+the service serves, the API docs (chatapi/apidocs), sets a Content-Security-Policy of its own;
+every other response gets `default-src 'none'`."""
 
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -10,7 +12,10 @@ HEADERS = {
 
 
 def add_security_headers(response):
+    policy = response.headers.get("Content-Security-Policy")
     response.headers.update(HEADERS)
+    if policy:
+        response.headers["Content-Security-Policy"] = policy
     # Answers carry one user's data. The event stream keeps its `Cache-Control: no-cache`
     # (docs/API.md §4), which already forbids serving it from a cache.
     response.headers.setdefault("Cache-Control", "no-store")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from chatapi.apidocs import POLICY as DOCS_POLICY
 from chatapi.errors import code_for
 from chatapi.security_headers import HEADERS
 from chatapi.texts import TEXTS
@@ -174,6 +175,25 @@ def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, tmp_pat
               f"request_id={made.headers['X-Request-ID']}"]
     assert wait_for(lambda: all(line in log.read_text() for line in logged), timeout=10.0), \
         log.read_text()
+
+
+def test_the_docs_page_and_its_files_pass_through_nginx_with_their_headers(through_nginx):
+    page = requests.get(f"{through_nginx}/api/docs", timeout=5)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.headers["Content-Security-Policy"] == DOCS_POLICY
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert any(url.endswith("/swagger-ui-bundle.js") for url in urls), urls
+    for url in urls:
+        response = requests.get(f"{through_nginx}{url}", timeout=10)
+        assert response.status_code == 200, url
+        assert response.headers["Content-Security-Policy"] == DOCS_POLICY
+        assert response.headers["Cache-Control"] in ("public, max-age=31536000, immutable",
+                                                     "no-cache"), url
+        assert int(response.headers["Content-Length"]) == len(response.content) > 0
+        again = requests.get(f"{through_nginx}{url}", timeout=10,
+                             headers={"If-None-Match": response.headers["ETag"]})
+        assert again.status_code == 304, url
 
 
 ENGLISH = {"Accept-Language": "en"}

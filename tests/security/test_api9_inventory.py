@@ -2,8 +2,11 @@
 
 The published inventory, `GET /api/openapi.json`, lists exactly the operations the URL map
 serves (no undocumented route, no documented route that is gone), and what it says about
-authentication is what the routes enforce. Nothing is served outside `/api/` (no static
-folder, no debug or leftover routes)."""
+authentication is what the routes enforce. Besides the operations, only the document itself and
+the public page of the interactive docs (/api/docs and its files, all GET) are served. Nothing
+is served outside `/api/` (no static folder, no debug or leftover routes)."""
+from chatapi.apidocs import BLUEPRINT as DOCS_PAGES
+
 from .conftest import call, routes
 
 PATH_VALUES = {"conversation_id": "conv_aaaaaaaaaaaaaaaaaaaaaa",
@@ -18,25 +21,37 @@ def documented_operations(client):
             for method, operation in operations.items() if method != "parameters"}
 
 
+def is_operation(route):
+    return route.endpoint != DOCUMENT and not route.endpoint.startswith(f"{DOCS_PAGES}.")
+
+
 def openapi_path(route):
     return route.rule.replace("<", "{").replace(">", "}")
 
 
 def test_the_openapi_document_lists_exactly_the_routes_of_the_url_map(app, client):
     served = {(openapi_path(route), route.method) for route in routes(app)
-              if route.endpoint != DOCUMENT}
+              if is_operation(route)}
     assert set(documented_operations(client)) == served
 
 
 def test_the_documented_authentication_is_the_enforced_one(app, client):
     documented = documented_operations(client)
-    for route in routes(app):
-        if route.endpoint == DOCUMENT:
-            continue
+    for route in filter(is_operation, routes(app)):
         security = documented[(openapi_path(route), route.method)]["security"]
         refused = call(client, route, **PATH_VALUES).status_code == 401
         assert refused == (security == [{"bearerAuth": []}]), (str(route), security)
         assert refused or security == [], (str(route), security)
+
+
+def test_the_routes_besides_the_operations_are_public_gets_of_the_document_and_the_docs(
+        app, client):
+    others = [route for route in routes(app) if not is_operation(route)]
+    assert {route.rule for route in others} >= {"/api/openapi.json", "/api/docs"}
+    for route in others:
+        assert route.method == "GET" and not route.arguments, str(route)
+        assert route.rule.startswith(("/api/openapi.json", "/api/docs")), str(route)
+        assert call(client, route).status_code == 200, str(route)
 
 
 def test_nothing_is_served_outside_the_api(app, client):
