@@ -40,6 +40,17 @@ def app_config(database_url, **overrides):
     return config
 
 
+def gunicorn_env(database_url, glm_simulator=None, **settings):
+    """The environment of a gunicorn the tests start on the session database (and Redis when
+    the suite has one), its model the GLM simulator when given; `settings` add or override."""
+    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
+           "REDIS_URL": os.environ.get("REDIS_URL"), "LOG_LEVEL": "WARNING"}
+    if glm_simulator is not None:
+        env.update(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url)
+    env.update(settings)
+    return env
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     url = os.environ.get("DATABASE_URL") or (

@@ -12,7 +12,7 @@ import requests
 from chatapi.apidocs import POLICY, SWAGGER_VERSION
 from chatapi.security_headers import HEADERS
 
-from .conftest import JWT_TEST_SECRET, PASSWORD, app_config
+from .conftest import PASSWORD, gunicorn_env
 from .servers import gunicorn
 
 CHROMIUM = "/usr/bin/chromium"
@@ -92,9 +92,7 @@ def test_the_document_declares_the_bearer_scheme_the_authorize_button_uses(clien
 def served_with_simulator(app, database_url, glm_simulator, tmp_path):
     """gunicorn (one gevent worker) on the session database, its model the GLM simulator."""
     glm_simulator.reset()
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": app_config(database_url)["REDIS_URL"], "LOG_LEVEL": "WARNING",
-           "ZHIPUAI_API_KEY": "test-key", "GLM_BASE_URL": glm_simulator.base_url}
+    env = gunicorn_env(database_url, glm_simulator)
     with gunicorn(env, workers=1, log_path=tmp_path / "gunicorn.log") as base:
         yield base
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import JWT_TEST_SECRET, app_config
+from .conftest import gunicorn_env
 from .servers import gunicorn_process
 
 pytestmark = pytest.mark.slow
@@ -31,11 +31,10 @@ WIDEST_ALLOWED = "\n".join([",".join(f"c{i}" for i in range(COLUMNS))]
 
 @pytest.fixture
 def service(app, database_url):
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": app_config(database_url)["REDIS_URL"], "TOOL_RATE_LIMIT": "off",
-           # Eight of one user's calls at once, each given time to finish on a loaded machine:
-           # the test is about the event loop and memory, not the per-user cap or the deadline.
-           "COMPUTE_PER_USER": "8", "COMPUTE_TIMEOUT": "120", "LOG_LEVEL": "WARNING"}
+    # Eight of one user's calls at once, each given time to finish on a loaded machine: the
+    # test is about the event loop and memory, not the per-user cap or the deadline.
+    env = gunicorn_env(database_url, TOOL_RATE_LIMIT="off", COMPUTE_PER_USER="8",
+                       COMPUTE_TIMEOUT="120")
     with gunicorn_process(env, workers=1) as (base, master):
         yield base, worker_pid(master.pid)
 

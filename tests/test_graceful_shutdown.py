@@ -12,7 +12,7 @@ from sqlalchemy import select
 from chatapi.extensions import db
 from chatapi.models import Message
 
-from .conftest import JWT_TEST_SECRET, app_config
+from .conftest import gunicorn_env
 from .servers import gunicorn_process
 from .sse_client import events
 
@@ -43,9 +43,7 @@ def messages_of(conversation_id):
 
 def test_sigterm_lets_short_streams_finish_and_stores_long_ones_incomplete(
         app, auth_headers, database_url, glm_simulator):
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
-           "GLM_BASE_URL": glm_simulator.base_url, "GRACEFUL_TIMEOUT": "5"}
+    env = gunicorn_env(database_url, glm_simulator, GRACEFUL_TIMEOUT="5")
     short, long = {}, {}
     started = threading.Semaphore(0)
     with gunicorn_process(env, workers=1) as (base, master):
@@ -80,8 +78,7 @@ def test_sigterm_lets_short_streams_finish_and_stores_long_ones_incomplete(
 def test_idle_keep_alive_connections_do_not_hold_up_a_stop(app, database_url):
     """nginx keeps connections to every worker open between requests; on SIGTERM the worker
     closes those at once instead of waiting the whole graceful time for them."""
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "LOG_LEVEL": "WARNING", "GRACEFUL_TIMEOUT": "20"}
+    env = gunicorn_env(database_url, REDIS_URL=None, GRACEFUL_TIMEOUT="20")
     with gunicorn_process(env, workers=2) as (base, master):
         sessions = [requests.Session() for _ in range(4)]
         for session in sessions:

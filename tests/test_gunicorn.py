@@ -7,16 +7,14 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from .conftest import JWT_TEST_SECRET, PASSWORD, app_config
+from .conftest import PASSWORD, gunicorn_env
 from .servers import gunicorn, raw_request
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_logged_out_token_is_refused_by_every_worker(app, user, database_url, tmp_path):
-    config = app_config(database_url)
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": config["REDIS_URL"], "LOG_LEVEL": "WARNING"}
+    env = gunicorn_env(database_url)
     access_log = tmp_path / "access.log"
     args = ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %(U)s %(s)s"]
     with gunicorn(env, workers=2, extra_args=args) as base:
@@ -47,8 +45,7 @@ def test_a_logged_out_token_is_refused_by_every_worker(app, user, database_url, 
 def served(app, database_url, tmp_path):
     """One gunicorn gevent worker logging at INFO to a file: (base URL, path of its log)."""
     log = tmp_path / "gunicorn.log"
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": app_config(database_url)["REDIS_URL"], "LOG_LEVEL": "INFO"}
+    env = gunicorn_env(database_url, LOG_LEVEL="INFO")
     with gunicorn(env, workers=1, log_path=log) as base:
         yield base, log
 

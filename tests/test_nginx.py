@@ -21,7 +21,7 @@ from chatapi.errors import code_for
 from chatapi.security_headers import HEADERS
 from chatapi.texts import TEXTS
 
-from .conftest import JWT_TEST_SECRET, PASSWORD, app_config
+from .conftest import PASSWORD, gunicorn_env
 from .servers import PROJECT, free_port, gunicorn, raw_request, wait_until_serving
 from .simulator_client import wait_for
 from .sse_client import events, open_stream, text_arriving_as_written
@@ -101,10 +101,7 @@ def make_stack(app, database_url, glm_simulator, tmp_path):
 
     def make(proxy_fix_x_for=1):
         glm_simulator.reset()
-        env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-               "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
-               "GLM_BASE_URL": glm_simulator.base_url, "LOG_LEVEL": "WARNING",
-               "PROXY_FIX_X_FOR": str(proxy_fix_x_for)}
+        env = gunicorn_env(database_url, glm_simulator, PROXY_FIX_X_FOR=str(proxy_fix_x_for))
         tmp = tmp_path / f"nginx-{len(stacks)}"
         tmp.mkdir()
         stack = gunicorn(env, workers=1)

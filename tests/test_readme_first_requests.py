@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from .conftest import JWT_TEST_SECRET, app_config
+from .conftest import gunicorn_env
 from .servers import PROJECT, gunicorn
 
 pytestmark = pytest.mark.slow
@@ -122,11 +122,8 @@ CHECKS = [
 @pytest.fixture
 def service(app, database_url, glm_simulator):
     glm_simulator.reset()
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
-           "GLM_BASE_URL": glm_simulator.base_url, "LOG_LEVEL": "WARNING",
-           # The suite registers from 127.0.0.1 more than an hour's allowance in a shared Redis.
-           "REGISTER_LIMIT": "off"}
+    # The suite registers from 127.0.0.1 more than an hour's allowance in a shared Redis.
+    env = gunicorn_env(database_url, glm_simulator, REGISTER_LIMIT="off")
     with gunicorn(env, workers=1) as base:
         yield base
 

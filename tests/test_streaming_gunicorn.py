@@ -10,7 +10,7 @@ from sqlalchemy import select
 from chatapi.extensions import db
 from chatapi.models import Message
 
-from .conftest import JWT_TEST_SECRET, app_config
+from .conftest import gunicorn_env
 from .servers import gunicorn
 from .simulator_client import wait_for
 from .sse_client import events, open_stream, text_arriving_as_written
@@ -21,12 +21,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def service(app, database_url, glm_simulator):
     glm_simulator.reset()
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
-           "GLM_BASE_URL": glm_simulator.base_url, "DB_POOL_SIZE": "2",
-           # These tests load one worker with one user's answers.
-           "MAX_CONCURRENT_ANSWERS": "0", "MESSAGE_RATE_LIMIT": "off",
-           "LOG_LEVEL": "WARNING"}
+    # These tests load one worker with one user's answers.
+    env = gunicorn_env(database_url, glm_simulator, DB_POOL_SIZE="2", MAX_CONCURRENT_ANSWERS="0",
+                       MESSAGE_RATE_LIMIT="off")
     with gunicorn(env, workers=1) as base:
         yield base
 

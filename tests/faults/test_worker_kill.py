@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ..conftest import JWT_TEST_SECRET, app_config
+from ..conftest import gunicorn_env
 from ..servers import gunicorn_process
 from ..simulator_client import wait_for
 from ..sse_client import events, open_stream
@@ -25,12 +25,9 @@ def workers_of(master):
 def test_a_worker_killed_mid_stream_leaves_a_consistent_conversation_and_a_new_worker(
         app, auth_headers, database_url, glm_simulator):
     glm_simulator.reset()
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
-           "GLM_BASE_URL": glm_simulator.base_url, "LOG_LEVEL": "WARNING",
-           # A requests response keeps its keep-alive connection until it is collected, and
-           # gunicorn waits for open connections on SIGTERM: do not wait 30 s at the end.
-           "GRACEFUL_TIMEOUT": "3"}
+    # A requests response keeps its keep-alive connection until it is collected, and gunicorn
+    # waits for open connections on SIGTERM: do not wait 30 s at the end.
+    env = gunicorn_env(database_url, glm_simulator, GRACEFUL_TIMEOUT="3")
     content = "[[chunks:100]][[delay:100]]"
     with gunicorn_process(env, workers=1) as (base, master):
         conversation_id = requests.post(f"{base}/api/conversations/", json={},

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from ..conftest import JWT_TEST_SECRET, app_config
+from ..conftest import gunicorn_env
 from ..servers import gunicorn
 from ..sse_client import events
 from ..test_chat import stored
@@ -20,10 +20,7 @@ SLOW_ANSWER = "[[chunks:5]][[delay:400]]"
 @pytest.fixture
 def service_env(app, database_url, glm_simulator):
     glm_simulator.reset()
-    return {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-            "REDIS_URL": app_config(database_url)["REDIS_URL"], "ZHIPUAI_API_KEY": "test-key",
-            "GLM_BASE_URL": glm_simulator.base_url, "LOG_LEVEL": "WARNING",
-            "MESSAGE_RATE_LIMIT": "off"}
+    return gunicorn_env(database_url, glm_simulator, MESSAGE_RATE_LIMIT="off")
 
 
 def new_conversation(base, headers):

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from chatapi.config import jwt_secret_kept_in
 from chatapi.extensions import db
 
-from ..conftest import JWT_TEST_SECRET, PASSWORD, app_config, bearer
+from ..conftest import bearer, JWT_TEST_SECRET, PASSWORD, gunicorn_env
 from ..servers import gunicorn
 from .conftest import assert_error
 
@@ -123,9 +123,7 @@ def test_the_event_stream_carries_the_security_headers_and_its_own_cache_control
 
 @pytest.mark.slow
 def test_gunicorn_serves_the_headers_and_names_no_version(app, user, database_url):
-    config = app_config(database_url)
-    env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": config["REDIS_URL"], "LOG_LEVEL": "WARNING", "GRACEFUL_TIMEOUT": "3"}
+    env = gunicorn_env(database_url, GRACEFUL_TIMEOUT="3")
     with gunicorn(env, workers=1) as base:
         responses = [requests.get(f"{base}{path}", headers={"Connection": "close"}, timeout=5)
                      for path in ("/api/health", "/api/nowhere")]
