@@ -52,6 +52,7 @@ class Conversation(db.Model):
 
     user = relationship("User", back_populates="conversations")
     messages = relationship("Message", back_populates="conversation",
+                            foreign_keys="Message.conversation_id",
                             cascade="all, delete-orphan", passive_deletes=True)
 
     def __repr__(self):

@@ -60,7 +60,8 @@ class Message(db.Model):
     usage = mapped_column(JSONDocument)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
-    conversation = relationship("Conversation", back_populates="messages")
+    conversation = relationship("Conversation", back_populates="messages",
+                                foreign_keys=[conversation_id])
 
     @validates("content", "reasoning_content", "error", "tool_calls")
     def storable(self, _key, value):
