@@ -53,12 +53,12 @@ def delete(message):
     of one role in a row), and if it ended the active branch, its parent does now."""
     conversations.count_messages(message.conversation_id, -1)
     # Read again under the conversation's lock: a concurrent delete may have moved it.
-    parent_id = db.session.execute(
+    row = db.session.execute(
         select(Message.parent_id).where(Message.id == message.id)).one_or_none()
-    if parent_id is None:
+    if row is None:
         db.session.rollback()
         raise NotFound()
-    parent_id = parent_id[0]
+    parent_id = row.parent_id
     db.session.execute(
         update_rows(Message).where(Message.parent_id == message.id).values(parent_id=parent_id)
         .execution_options(synchronize_session=False))
