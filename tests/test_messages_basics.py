@@ -159,3 +159,51 @@ def test_deleting_a_conversation_deletes_its_messages(
     client.delete("/api/conversations/" + conversation["id"], headers=auth_headers)
     remaining = db.session.scalars(select(Message.id)).all()
     assert remaining == kept
+
+
+def stored_tree(conversation_id):
+    """{message id: parent id} and the current message, as stored (the API shows neither
+    yet)."""
+    db.session.expire_all()
+    parents = dict(db.session.execute(select(Message.id, Message.parent_id).where(
+        Message.conversation_id == conversation_id)).all())
+    current = db.session.scalar(select(Conversation.current_message_id).where(
+        Conversation.id == conversation_id))
+    db.session.rollback()
+    return parents, current
+
+
+def test_sent_messages_form_one_branch_that_deletes_keep_whole(
+        client, auth_headers, conversation):
+    """Each question follows the branch's end and its answer follows it; a deleted message's
+    children follow its parent, and a deleted current message hands over to its parent."""
+    ids = []
+    for text in ("one", "two", "three"):
+        data = client.post(URL, json={"conversation_id": conversation["id"], "content": text},
+                           headers=auth_headers).json["data"]
+        ids += [data["user_message"]["id"], data["assistant_message"]["id"]]
+    u1, a1, u2, a2, u3, a3 = ids
+    assert stored_tree(conversation["id"]) == (
+        {u1: None, a1: u1, u2: a1, a2: u2, u3: a2, a3: u3}, a3)
+
+    for deleted in (a2, a3, u1):
+        assert client.delete(URL + deleted, headers=auth_headers).status_code == 200
+    assert stored_tree(conversation["id"]) == ({a1: None, u2: a1, u3: u2}, u3)
+    listed = client.get(URL + conversation["id"], headers=auth_headers).json["data"]
+    assert [m["id"] for m in listed["items"]] == [a1, u2, u3]
+
+    data = client.post(URL, json={"conversation_id": conversation["id"], "content": "four"},
+                       headers=auth_headers).json["data"]
+    u4, a4 = data["user_message"]["id"], data["assistant_message"]["id"]
+    assert stored_tree(conversation["id"]) == ({a1: None, u2: a1, u3: u2, u4: u3, a4: u4}, a4)
+    for deleted in (a4, u4, u3, u2, a1):
+        assert client.delete(URL + deleted, headers=auth_headers).status_code == 200
+    assert stored_tree(conversation["id"]) == ({}, None)
+
+    data = client.post(URL, json={"conversation_id": conversation["id"], "content": "again"},
+                       headers=auth_headers).json["data"]
+    u5, a5 = data["user_message"]["id"], data["assistant_message"]["id"]
+    assert stored_tree(conversation["id"]) == ({u5: None, a5: u5}, a5)
+    assert client.delete("/api/conversations/" + conversation["id"],
+                         headers=auth_headers).status_code == 200
+    assert db.session.scalar(select(func.count()).select_from(Message)) == 0

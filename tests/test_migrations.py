@@ -1,14 +1,17 @@
 """The migrations own the schema: they build it from nothing, and they agree with the models."""
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from chatapi.extensions import db
-from chatapi.models.timestamps import utcnow
+from chatapi.models.message import JSONDocument
+from chatapi.models.timestamps import UTCDateTime, utcnow
 
 from .conftest import app_config
 
@@ -119,4 +122,76 @@ def test_0004_gives_every_account_its_own_token_key_keeps_the_data_and_never_reu
     with app.app_context():
         assert "token_key" not in {column["name"] for column in
                                    inspect(db.engine).get_columns("users")}
+        db.engine.dispose()
+
+
+# Rows as the app stores them (timestamps in each database's own format), without the models,
+# which describe the newest schema.
+conversations_0004 = sa.table(
+    "conversations", *(sa.column(name) for name in (
+        "id", "user_id", "title", "model", "temperature", "max_tokens", "thinking_enabled",
+        "message_count")),
+    sa.column("created_at", UTCDateTime()), sa.column("updated_at", UTCDateTime()))
+messages_0004 = sa.table(
+    "messages", *(sa.column(name) for name in (
+        "id", "conversation_id", "role", "content", "status")),
+    sa.column("tool_calls", JSONDocument), sa.column("created_at", UTCDateTime()))
+
+
+def test_0005_makes_each_conversation_one_branch_in_created_at_then_id_order(
+        empty_database_url):
+    """From 0004: each message's parent is the one before it by (created_at, id), whatever
+    order the rows were written in (an answer's row is written when it ends, with the time it
+    began), two user messages in a row stay a chain, and the last message is current; an
+    empty conversation has none. The downgrade keeps every row."""
+    from chatapi import create_app
+    app = create_app(app_config(empty_database_url))
+    run_flask_db(app, "upgrade", "0004")
+    t = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    # (id, conversation, role, created_at), in insert order.
+    written = [
+        ("msg_a1", "conv_answers", "user", t),
+        ("msg_a3", "conv_answers", "user", t + timedelta(seconds=30)),
+        ("msg_a2", "conv_answers", "assistant", t + timedelta(microseconds=1)),
+        ("msg_a4", "conv_answers", "assistant", t + timedelta(seconds=31)),
+        ("msg_t2", "conv_ties", "user", t),
+        ("msg_t1", "conv_ties", "user", t),
+        ("msg_t3", "conv_ties", "assistant", t + timedelta(seconds=1)),
+        ("msg_s1", "conv_single", "user", t),
+    ]
+    with app.app_context(), db.engine.begin() as connection:
+        owner = add_user(connection, "eve", token_key="k")
+        for conversation_id in ("conv_answers", "conv_ties", "conv_single", "conv_empty"):
+            connection.execute(conversations_0004.insert().values(
+                id=conversation_id, user_id=owner, title="t", model="glm-4.6", temperature=1.0,
+                max_tokens=100, thinking_enabled=False,
+                message_count=sum(row[1] == conversation_id for row in written),
+                created_at=t, updated_at=t))
+        for message_id, conversation_id, role, created_at in written:
+            connection.execute(messages_0004.insert().values(
+                id=message_id, conversation_id=conversation_id, role=role,
+                content=f"text of {message_id}", tool_calls=[], status="completed",
+                created_at=created_at))
+
+    run_flask_db(app, "upgrade")
+    assert dict(rows(app, "SELECT id, parent_id FROM messages")) == {
+        "msg_a1": None, "msg_a2": "msg_a1", "msg_a3": "msg_a2", "msg_a4": "msg_a3",
+        "msg_t1": None, "msg_t2": "msg_t1", "msg_t3": "msg_t2",
+        "msg_s1": None}
+    assert dict(rows(app, "SELECT id, current_message_id FROM conversations")) == {
+        "conv_answers": "msg_a4", "conv_ties": "msg_t3", "conv_single": "msg_s1",
+        "conv_empty": None}
+    assert schema_differences(app) == []
+
+    run_flask_db(app, "downgrade", "0004")
+    assert sorted(rows(app, "SELECT id, conversation_id, content FROM messages")) == sorted(
+        (message_id, conversation_id, f"text of {message_id}")
+        for message_id, conversation_id, _, _ in written)
+    assert sorted(rows(app, "SELECT id, message_count FROM conversations")) == [
+        ("conv_answers", 4), ("conv_empty", 0), ("conv_single", 1), ("conv_ties", 3)]
+    with app.app_context():
+        inspector = inspect(db.engine)
+        assert "parent_id" not in {column["name"] for column in inspector.get_columns("messages")}
+        assert "current_message_id" not in {column["name"] for column in
+                                            inspector.get_columns("conversations")}
         db.engine.dispose()

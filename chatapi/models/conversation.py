@@ -28,6 +28,8 @@ class Conversation(db.Model):
         Index("ix_conversations_user_updated", "user_id", "updated_at", "id"),
         Index("ix_conversations_user_project_updated", "user_id", "project_id", "updated_at",
               "id"),
+        # Deleting a message makes the database look up the conversation it may be current of.
+        Index("ix_conversations_current_message", "current_message_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_conversation_id)
@@ -40,11 +42,17 @@ class Conversation(db.Model):
     max_tokens: Mapped[int] = mapped_column(Integer, default=65536)
     thinking_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     message_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The last message of the active branch (None when empty). Conversations and messages
+    # refer to each other: this key is added after both tables exist (use_alter).
+    current_message_id: Mapped[str | None] = mapped_column(ForeignKey(
+        "messages.id", ondelete="SET NULL", use_alter=True,
+        name="fk_conversations_current_message_id_messages"))
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
     user = relationship("User", back_populates="conversations")
     messages = relationship("Message", back_populates="conversation",
+                            foreign_keys="Message.conversation_id",
                             cascade="all, delete-orphan", passive_deletes=True)
 
     def __repr__(self):

@@ -34,12 +34,21 @@ ID_FORMAT = re.compile(r"msg_[A-Za-z0-9_-]{1,36}")
 class Message(db.Model):
     __tablename__ = "messages"
     # History is read oldest-to-newest (and newest-first for `limit`), within one conversation.
+    # A message's children are found by parent (with the conversation: its roots too); the
+    # parent comes first so that deleting a message, whose children the database must then
+    # look up (ON DELETE SET NULL), is an index lookup and not a scan of every message.
     __table_args__ = (Index("ix_messages_conversation_created", "conversation_id", "created_at",
-                            "id"),)
+                            "id"),
+                      Index("ix_messages_parent_conversation", "parent_id", "conversation_id"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_message_id)
     conversation_id: Mapped[str] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"))
+    # The message this one follows (None for a first message): the conversation is a tree.
+    # services.messages.delete re-attaches a deleted message's children to its parent; SET NULL
+    # only guards against a reference to a message that is gone.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"))
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
     reasoning_content: Mapped[str | None] = mapped_column(Text)
@@ -51,7 +60,8 @@ class Message(db.Model):
     usage = mapped_column(JSONDocument)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
-    conversation = relationship("Conversation", back_populates="messages")
+    conversation = relationship("Conversation", back_populates="messages",
+                                foreign_keys=[conversation_id])
 
     @validates("content", "reasoning_content", "error", "tool_calls")
     def storable(self, _key, value):

@@ -116,13 +116,18 @@ def open_exchange(conversation, content, tools_enabled, answer_id, user_id, slot
                   registry, language):
     """Store the user's message and load everything the answer needs."""
     earlier = messages.replayable_history(conversation.id)
-    user_message = Message(conversation_id=conversation.id, role="user", content=content,
-                           status="completed", tool_calls=[])
-    db.session.add(user_message)
     counted = {}
     if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
         counted["title"] = title_from(content)
+    # The conversation's row first (it locks the tree), then the message follows the active
+    # branch's end and becomes it.
     conversations.count_messages(conversation.id, 1, **counted)
+    user_message = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
+                           content=content, status="completed", tool_calls=[],
+                           parent_id=conversations.current_message_id(conversation.id))
+    db.session.add(user_message)
+    db.session.flush()
+    conversations.move_current(conversation.id, user_message.id)
     db.session.commit()
     wire = history.build_wire_messages(
         system_prompt=conversation.system_prompt, history=earlier, new_content=content,
@@ -297,6 +302,13 @@ def finish(exchange):
         log.info("conversation %s was deleted during its answer", exchange.conversation_id)
         db.session.rollback()
         return message
+    # The answer follows its question; if that was deleted meanwhile, the branch's end.
+    question_id = exchange.user_message.id
+    message.parent_id = (question_id if messages.still_there(question_id)
+                         else conversations.current_message_id(exchange.conversation_id))
     db.session.add(message)
+    db.session.flush()
+    # It ends the active branch unless the user moved on while it ran (another message sent).
+    conversations.move_current_from(exchange.conversation_id, message.parent_id, message.id)
     db.session.commit()
     return message

@@ -74,3 +74,28 @@ def count_messages(conversation_id, change, **also):
         .values(message_count=case((counted < 0, 0), else_=counted), updated_at=utcnow(), **also)
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+# The message tree. Every change to it first updates the conversation's row (count_messages):
+# on PostgreSQL that row stays locked until the commit, on SQLite the database's write lock is
+# held, so two changes to one conversation's tree never interleave.
+
+def current_message_id(conversation_id):
+    """The end of the active branch, as stored now (not as a loaded object remembers it)."""
+    return db.session.scalar(
+        select(Conversation.current_message_id).where(Conversation.id == conversation_id))
+
+
+def move_current(conversation_id, new_id, *conditions):
+    """Make `new_id` the active branch's end (when `conditions` hold)."""
+    db.session.execute(
+        update_rows(Conversation).where(Conversation.id == conversation_id, *conditions)
+        .values(current_message_id=new_id).execution_options(synchronize_session=False))
+
+
+def move_current_from(conversation_id, old_id, new_id):
+    """Make `new_id` the active branch's end only while `old_id` still is (None: while the
+    conversation has none): an answer that ends after the user moved on does not pull the
+    branch back."""
+    move_current(conversation_id, new_id,
+                 Conversation.current_message_id.is_not_distinct_from(old_id))

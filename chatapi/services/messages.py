@@ -1,5 +1,6 @@
 """Stored messages, reached only through a conversation the caller owns."""
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy import update as update_rows
 
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
@@ -40,17 +41,34 @@ def get_owned(user_id, message_id):
     if not ID_FORMAT.fullmatch(message_id):
         raise NotFound()
     message = db.session.scalar(
-        select(Message).join(Conversation).where(Message.id == message_id,
-                                                 Conversation.user_id == user_id))
+        select(Message).join(Message.conversation)
+        .where(Message.id == message_id, Conversation.user_id == user_id))
     if message is None:
         raise NotFound()
     return message
 
 
 def delete(message):
-    db.session.delete(message)
+    """Remove one message: its children follow its parent (a chain may then hold two messages
+    of one role in a row), and if it ended the active branch, its parent does now."""
     conversations.count_messages(message.conversation_id, -1)
+    # Read again under the conversation's lock: a concurrent delete may have moved it.
+    row = db.session.execute(
+        select(Message.parent_id).where(Message.id == message.id)).one_or_none()
+    if row is None:
+        db.session.rollback()
+        raise NotFound()
+    parent_id = row.parent_id
+    db.session.execute(
+        update_rows(Message).where(Message.parent_id == message.id).values(parent_id=parent_id)
+        .execution_options(synchronize_session=False))
+    conversations.move_current_from(message.conversation_id, message.id, parent_id)
+    db.session.delete(message)
     db.session.commit()
+
+
+def still_there(message_id):
+    return db.session.scalar(select(Message.id).where(Message.id == message_id)) is not None
 
 
 def replayable_history(conversation_id):
