@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from chatapi.extensions import db
-from chatapi.models import Message
+from chatapi.models import Conversation, Message
 
 URL = "/api/messages/"
 DEFAULT_REPLY = "你好！我是模拟的 GLM。"
@@ -292,10 +292,13 @@ def test_long_history_is_trimmed_from_the_oldest_end(chat, auth_headers, convers
     conv = conversation(model="glm-4.5", max_tokens=65536)
     start = utcnow() - timedelta(hours=1)
     # glm-4.5: 128,000 tokens, 64,000 kept for the answer; each message ~10,000 tokens.
-    db.session.add_all([
-        Message(conversation_id=conv["id"], role="user" if i % 2 == 0 else "assistant",
-                content=f"<{i}>" + "x" * 20000, status="completed", tool_calls=[],
-                created_at=start + timedelta(seconds=i)) for i in range(10)])
+    rows = [Message(id=f"msg_long{i}", parent_id=f"msg_long{i - 1}" if i else None,
+                    conversation_id=conv["id"], role="user" if i % 2 == 0 else "assistant",
+                    content=f"<{i}>" + "x" * 20000, status="completed", tool_calls=[],
+                    created_at=start + timedelta(seconds=i)) for i in range(10)]
+    db.session.add_all(rows)
+    db.session.flush()
+    db.session.get(Conversation, conv["id"]).current_message_id = rows[-1].id
     db.session.commit()
     send(chat, auth_headers, conv["id"], "now")
     messages = chat_requests(glm_simulator)[-1]["body"]["messages"]

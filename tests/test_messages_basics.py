@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from chatapi.extensions import db
 from chatapi.models import Conversation, Message
+from chatapi.models.message import new_message_id
 from chatapi.models.timestamps import utcnow
 
 URL = "/api/messages/"
@@ -20,12 +21,19 @@ def conversation(client, auth_headers):
 def add_messages(app):
     def add(conversation_id, count, start=None):
         start = start or utcnow()
-        rows = [Message(conversation_id=conversation_id, role="user" if i % 2 == 0 else "assistant",
-                        content=f"m{i}", status="completed", tool_calls=[],
-                        created_at=start + timedelta(seconds=i)) for i in range(count)]
-        db.session.add_all(rows)
         conversation = db.session.get(Conversation, conversation_id)
+        rows, parent_id = [], conversation.current_message_id
+        for i in range(count):
+            # One branch, each message following the one before, as sending makes them.
+            rows.append(Message(id=new_message_id(), conversation_id=conversation_id,
+                                parent_id=parent_id, role="user" if i % 2 == 0 else "assistant",
+                                content=f"m{i}", status="completed", tool_calls=[],
+                                created_at=start + timedelta(seconds=i)))
+            parent_id = rows[-1].id
+        db.session.add_all(rows)
+        db.session.flush()
         conversation.message_count += count
+        conversation.current_message_id = parent_id
         db.session.commit()
         return [row.id for row in rows]
     return add

@@ -42,6 +42,8 @@ class ConversationSchema(OutputSchema):
     max_tokens = fields.Integer()
     thinking_enabled = fields.Boolean()
     message_count = fields.Integer()
+    current_message_id = fields.String(allow_none=True, metadata={
+        "description": "the last message of the active branch; null when empty"})
     created_at = Timestamp()
     updated_at = Timestamp()
 

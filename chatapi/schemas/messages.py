@@ -22,6 +22,11 @@ class MessageListQuerySchema(BaseSchema):
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     before = fields.String(validate=validate.Length(1, 64),
                            metadata={"description": "a message id: page further back"})
+    leaf = fields.String(validate=validate.Length(1, 64),
+                         metadata={"description": "a message id: list the branch that ends "
+                                                  "at it instead of the active branch"})
+    view = fields.String(load_default="branch", validate=validate.OneOf(["branch", "tree"]),
+                         metadata={"description": "`tree`: every message of the conversation"})
 
 
 class ToolCallRecordSchema(OutputSchema):
@@ -42,6 +47,10 @@ class UsageSchema(OutputSchema):
 class MessageSchema(OutputSchema):
     id = fields.String()
     conversation_id = fields.String()
+    parent_id = fields.String(allow_none=True, metadata={
+        "description": "the message this one follows; null for a first message"})
+    sibling_ids = fields.List(fields.String(), metadata={
+        "description": "messages with the same parent, itself included, oldest first"})
     role = fields.String(metadata={"enum": ["user", "assistant"]})
     content = fields.String()
     reasoning_content = fields.String(allow_none=True)

@@ -115,19 +115,20 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry,
 def open_exchange(conversation, content, tools_enabled, answer_id, user_id, slots, *, config,
                   registry, language):
     """Store the user's message and load everything the answer needs."""
-    earlier = messages.replayable_history(conversation.id)
-    counted = {}
-    if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
-        counted["title"] = title_from(content)
     # The conversation's row first (it locks the tree), then the message follows the active
-    # branch's end and becomes it.
-    conversations.count_messages(conversation.id, 1, **counted)
+    # branch's end and becomes it; the model is sent that branch, read under the same lock.
+    conversations.count_messages(conversation.id, 1)
+    parent_id = conversations.current_message_id(conversation.id)
+    earlier = messages.replayable_history(conversation.id, parent_id)
+    if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
+        conversations.retitle(conversation.id, title_from(content))
     user_message = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
                            content=content, status="completed", tool_calls=[],
-                           parent_id=conversations.current_message_id(conversation.id))
+                           parent_id=parent_id)
     db.session.add(user_message)
     db.session.flush()
     conversations.move_current(conversation.id, user_message.id)
+    messages.attach_siblings([user_message])
     db.session.commit()
     wire = history.build_wire_messages(
         system_prompt=conversation.system_prompt, history=earlier, new_content=content,
@@ -301,6 +302,7 @@ def finish(exchange):
     if not conversations.count_messages(exchange.conversation_id, 1):
         log.info("conversation %s was deleted during its answer", exchange.conversation_id)
         db.session.rollback()
+        message.sibling_ids = [message.id]
         return message
     # The answer follows its question; if that was deleted meanwhile, the branch's end.
     question_id = exchange.user_message.id
@@ -310,5 +312,6 @@ def finish(exchange):
     db.session.flush()
     # It ends the active branch unless the user moved on while it ran (another message sent).
     conversations.move_current_from(exchange.conversation_id, message.parent_id, message.id)
+    messages.attach_siblings([message])
     db.session.commit()
     return message

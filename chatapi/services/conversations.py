@@ -76,6 +76,13 @@ def count_messages(conversation_id, change, **also):
     return result.rowcount == 1
 
 
+def retitle(conversation_id, title):
+    """Set the title in the database itself (the loaded object may be stale)."""
+    db.session.execute(
+        update_rows(Conversation).where(Conversation.id == conversation_id)
+        .values(title=title).execution_options(synchronize_session=False))
+
+
 # The message tree. Every change to it first updates the conversation's row (count_messages):
 # on PostgreSQL that row stays locked until the commit, on SQLite the database's write lock is
 # held, so two changes to one conversation's tree never interleave.

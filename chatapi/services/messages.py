@@ -1,6 +1,7 @@
 """Stored messages, reached only through a conversation the caller owns."""
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, and_, func, literal, or_, select
 from sqlalchemy import update as update_rows
+from sqlalchemy.orm import aliased
 
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
@@ -18,22 +19,113 @@ def older_than(message):
                and_(Message.created_at == message.created_at, Message.id < message.id))
 
 
-def list_page(user_id, conversation_id, limit, before=None):
-    """The newest `limit` messages (older than `before` when given), oldest first."""
+def branch(conversation_id, leaf_id):
+    """The branch that ends at `leaf_id`, as a recursive CTE of (id, depth): the leaf is depth 0,
+    its parent 1, up to the root. One query walks it, on SQLite as on PostgreSQL."""
+    walk = (select(Message.id, Message.parent_id, literal(0, Integer).label("depth"))
+            .where(Message.id == leaf_id, Message.conversation_id == conversation_id)
+            .cte("branch", recursive=True))
+    parent = aliased(Message)
+    return walk.union_all(
+        select(parent.id, parent.parent_id, walk.c.depth + 1)
+        .where(parent.id == walk.c.parent_id, parent.conversation_id == conversation_id))
+
+
+def list_page(user_id, conversation_id, limit, before=None, leaf=None, view="branch"):
+    """The newest `limit` messages of the view (older than `before` when given), oldest first.
+    The view is the active branch, the branch ending at `leaf`, or (view "tree") every
+    message."""
     conversation = conversations.get_owned(user_id, conversation_id)
-    in_conversation = Message.conversation_id == conversation.id
-    conditions = [in_conversation]
+    if view == "tree":
+        page = tree_page(conversation.id, limit, before)
+    else:
+        if leaf is None:
+            leaf = conversation.current_message_id
+        elif not in_conversation(conversation.id, leaf):
+            raise ValidationFailed(details={"leaf": ["Not a message of this conversation."]})
+        page = branch_page(conversation.id, leaf, limit, before)
+    attach_siblings(page["items"])
+    return page
+
+
+def in_conversation(conversation_id, message_id):
+    return ID_FORMAT.fullmatch(message_id) is not None and db.session.scalar(
+        select(Message.id).where(Message.id == message_id,
+                                 Message.conversation_id == conversation_id)) is not None
+
+
+def not_in_view():
+    return ValidationFailed(details={"before": ["Not a message of this view."]})
+
+
+def tree_page(conversation_id, limit, before):
+    in_conversation_ = Message.conversation_id == conversation_id
+    conditions = [in_conversation_]
     if before is not None:
-        anchor = db.session.scalar(select(Message).where(in_conversation, Message.id == before))
+        anchor = db.session.scalar(select(Message).where(in_conversation_, Message.id == before))
         if anchor is None:
-            raise ValidationFailed(details={"before": ["Not a message of this conversation."]})
+            raise not_in_view()
         conditions.append(older_than(anchor))
     newest_first = db.session.scalars(
         select(Message).where(*conditions)
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)).all()
-    total = db.session.scalar(select(func.count()).select_from(Message).where(in_conversation))
+    total = db.session.scalar(select(func.count()).select_from(Message).where(in_conversation_))
     return {"items": list(reversed(newest_first[:limit])), "total": total,
             "has_more": len(newest_first) > limit}
+
+
+def branch_page(conversation_id, leaf, limit, before):
+    """One query for the page and the view's total; the branch is in order by depth, which for
+    a single branch is the order of (created_at, id)."""
+    if leaf is None:
+        if before is not None:
+            raise not_in_view()
+        return {"items": [], "total": 0, "has_more": False}
+    walk = branch(conversation_id, leaf)
+    conditions = []
+    if before is not None:
+        anchor_depth = db.session.scalar(select(walk.c.depth).where(walk.c.id == before))
+        if anchor_depth is None:
+            raise not_in_view()
+        conditions.append(walk.c.depth > anchor_depth)
+    total = select(func.count()).select_from(walk).scalar_subquery()
+    rows = db.session.execute(
+        select(Message, total).join(walk, walk.c.id == Message.id).where(*conditions)
+        .order_by(walk.c.depth.asc()).limit(limit + 1)).all()
+    newest_first = [row[0] for row in rows]
+    return {"items": list(reversed(newest_first[:limit])),
+            "total": rows[0][1] if rows else branch_total(walk),
+            "has_more": len(newest_first) > limit}
+
+
+def branch_total(walk):
+    return db.session.scalar(select(func.count()).select_from(walk))
+
+
+def attach_siblings(page):
+    """Give each message `sibling_ids`: the messages with its parent in its conversation,
+    itself included, oldest first. One query for the whole page."""
+    if not page:
+        return page
+    by_conversation = {}
+    for message in page:
+        by_conversation.setdefault(message.conversation_id, set()).add(message.parent_id)
+    wanted = []
+    for conversation_id, parents in by_conversation.items():
+        same_parent = [Message.parent_id.in_([p for p in parents if p is not None])]
+        if None in parents:
+            same_parent.append(Message.parent_id.is_(None))
+        wanted.append(and_(Message.conversation_id == conversation_id, or_(*same_parent)))
+    rows = db.session.execute(
+        select(Message.id, Message.conversation_id, Message.parent_id).where(or_(*wanted))
+        .order_by(*chronological())).all()
+    siblings = {}
+    for row in rows:
+        siblings.setdefault((row.conversation_id, row.parent_id), []).append(row.id)
+    for message in page:
+        message.sibling_ids = siblings.get((message.conversation_id, message.parent_id),
+                                           [message.id])
+    return page
 
 
 def get_owned(user_id, message_id):
@@ -71,9 +163,12 @@ def still_there(message_id):
     return db.session.scalar(select(Message.id).where(Message.id == message_id)) is not None
 
 
-def replayable_history(conversation_id):
-    """What the model sees of earlier turns: everything but failed answers, in order."""
+def replayable_history(conversation_id, leaf_id):
+    """What the model sees of earlier turns: the branch that ends at `leaf_id` (never a sibling
+    branch), but for failed answers, root first; nothing when `leaf_id` is None."""
+    if leaf_id is None:
+        return []
+    walk = branch(conversation_id, leaf_id)
     return db.session.scalars(
-        select(Message).where(Message.conversation_id == conversation_id,
-                              Message.status != "error")
-        .order_by(*chronological())).all()
+        select(Message).join(walk, walk.c.id == Message.id).where(Message.status != "error")
+        .order_by(walk.c.depth.desc())).all()

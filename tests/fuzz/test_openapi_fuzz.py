@@ -139,7 +139,9 @@ class Fuzzer:
             message = Message(conversation_id=conversation.id, role="user", content="hi",
                               status="completed", tool_calls=[])
             db.session.add(message)
+            db.session.flush()
             conversation.message_count = 1
+            conversation.current_message_id = message.id
             db.session.commit()
             self.ids = {"conversation_id": conversation.id, "message_id": message.id}
             self.tokens = tokens.issue_tokens(self.user, app.config)
