@@ -184,7 +184,8 @@ def stored_tree(conversation_id):
 def test_sent_messages_form_one_branch_that_deletes_keep_whole(
         client, auth_headers, conversation):
     """Each question follows the branch's end and its answer follows it; a deleted message's
-    children follow its parent, and a deleted current message hands over to its parent."""
+    children follow its parent, and a deleted current message hands over to its parent's newest
+    descendant."""
     ids = []
     for text in ("one", "two", "three"):
         data = client.post(URL, json={"conversation_id": conversation["id"], "content": text},
@@ -203,7 +204,8 @@ def test_sent_messages_form_one_branch_that_deletes_keep_whole(
     data = client.post(URL, json={"conversation_id": conversation["id"], "content": "four"},
                        headers=auth_headers).json["data"]
     u4, a4 = data["user_message"]["id"], data["assistant_message"]["id"]
-    assert stored_tree(conversation["id"]) == ({a1: None, u2: a1, u3: u2, u4: u3, a4: u4}, a4)
+    # The branch ended in a question (u3): a new one follows the branch's last answer.
+    assert stored_tree(conversation["id"]) == ({a1: None, u2: a1, u3: u2, u4: a1, a4: u4}, a4)
     for deleted in (a4, u4, u3, u2, a1):
         assert client.delete(URL + deleted, headers=auth_headers).status_code == 200
     assert stored_tree(conversation["id"]) == ({}, None)

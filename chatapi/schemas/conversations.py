@@ -23,12 +23,20 @@ class ConversationInputSchema(BaseSchema):
 
     @validates("model")
     def model_is_configured(self, value, **_kwargs):
-        if value not in configured_models():
-            raise ValidationError(f"Must be one of: {', '.join(configured_models())}.")
+        must_be_configured(value)
+
+
+def must_be_configured(model):
+    if model not in configured_models():
+        raise ValidationError(f"Must be one of: {', '.join(configured_models())}.")
 
 
 class ConversationUpdateSchema(ConversationInputSchema):
     """Loaded with partial=True: only the fields a client sends change, defaults don't apply."""
+
+    current_message_id = fields.String(validate=validate.Length(1, 64), metadata={
+        "description": "switch branch: the active branch becomes the one through this message, "
+                       "down to its newest descendant"})
 
 
 class ConversationSchema(OutputSchema):

@@ -2,12 +2,17 @@ from flask import current_app
 from marshmallow import ValidationError, fields, validate, validates
 
 from .base import BaseSchema, OutputSchema, StrictBoolean, Timestamp
+from .conversations import must_be_configured
 
 
 class SendMessageSchema(BaseSchema):
     conversation_id = fields.String(required=True, validate=validate.Length(1, 64))
     content = fields.String(required=True)
     tools_enabled = StrictBoolean(load_default=True)
+    parent_id = fields.String(allow_none=True, validate=validate.Length(1, 64), metadata={
+        "description": "the assistant message this one follows (an edit: the edited message's "
+                       "parent_id); null: a new first message; absent: the active branch's "
+                       "last answer"})
 
     @validates("content")
     def content_fits(self, value, **_kwargs):
@@ -16,6 +21,16 @@ class SendMessageSchema(BaseSchema):
         limit = current_app.config["MAX_MESSAGE_CHARS"]
         if len(value) > limit:
             raise ValidationError(f"Longer than maximum length {limit}.")
+
+
+class RegenerateSchema(BaseSchema):
+    tools_enabled = StrictBoolean(load_default=True)
+    model = fields.String(metadata={"description": "one of GLM_MODELS, for this answer only; "
+                                                   "the conversation's by default"})
+
+    @validates("model")
+    def model_is_configured(self, value, **_kwargs):
+        must_be_configured(value)
 
 
 class MessageListQuerySchema(BaseSchema):

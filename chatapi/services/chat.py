@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
+from sqlalchemy import select
+
 from .. import strict_json
-from ..errors import ApiError, RateLimited, UpstreamError, api_error_for
+from ..errors import ApiError, NotFound, RateLimited, UpstreamError, api_error_for
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
 from ..models import Message
@@ -17,7 +19,7 @@ from ..models.conversation import DEFAULT_TITLE
 from ..models.message import new_message_id
 from ..models.timestamps import utcnow
 from ..texts import say
-from . import answer_slots, conversations, history, messages
+from . import answer_slots, conversations, history, messages, tree
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,34 @@ def title_from(content):
     return line[:TITLE_CHARS] or DEFAULT_TITLE
 
 
-def begin(user_id, conversation_id, content, tools_enabled, *, config, registry, limiter,
-          slots, language):
-    """Check the user's limits, store the user's message and prepare the answer, whose texts
-    are written in `language`. Refused (429) before anything is stored."""
+# `parent_id` not given: the new message follows the active branch's last answer.
+FOLLOW_BRANCH = object()
+
+
+def begin(user_id, conversation_id, content, tools_enabled, parent_id=FOLLOW_BRANCH, **setup):
+    """A new user message (after `parent_id`: an assistant message, or None for a new first
+    message) and its answer. `setup`: see `start`."""
     conversation = conversations.get_owned(user_id, conversation_id)
+    if parent_id is not FOLLOW_BRANCH and parent_id is not None:
+        tree.message_in(conversation.id, parent_id, "parent_id", role="assistant")
+    return start(user_id, conversation, partial(ask_new, content, parent_id), tools_enabled,
+                 None, **setup)
+
+
+def begin_regeneration(user_id, message_id, tools_enabled, model, **setup):
+    """Another answer to a stored user message (`message_id` is it, or an answer to it),
+    stored beside the earlier ones; `model` instead of the conversation's, when given."""
+    question = tree.question_of(messages.get_owned(user_id, message_id))
+    conversation = conversations.get_owned(user_id, question.conversation_id)
+    return start(user_id, conversation, partial(ask_again, question.id), tools_enabled, model,
+                 **setup)
+
+
+def start(user_id, conversation, ask, tools_enabled, model, *, config, registry, limiter,
+          slots, language):
+    """Check the user's limits, let `ask` store (or find) the user message and prepare the
+    answer, whose texts are written in `language`. Refused (429) before anything is
+    stored."""
     if config["MESSAGE_RATE_LIMIT"]:
         limiter.take(config["MESSAGE_RATE_LIMIT"], "messages", user_id)
     answer_id = new_message_id()
@@ -104,45 +129,66 @@ def begin(user_id, conversation_id, content, tools_enabled, *, config, registry,
     if slots is not None:
         slots.acquire(user_id, answer_id, config["MAX_CONCURRENT_ANSWERS"])
     try:
-        return open_exchange(conversation, content, tools_enabled, answer_id, user_id, slots,
+        return open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots,
                              config=config, registry=registry, language=language)
     except BaseException:
+        db.session.rollback()
         if slots is not None:
             slots.release(user_id, answer_id)
         raise
 
 
-def open_exchange(conversation, content, tools_enabled, answer_id, user_id, slots, *, config,
-                  registry, language):
-    """Store the user's message and load everything the answer needs."""
-    # The conversation's row first (it locks the tree), then the message follows the active
-    # branch's end and becomes it; the model is sent that branch, read under the same lock.
+# Each `ask` runs under the conversation's lock (the first statement updates its row, which
+# locks the tree) and returns the user message to answer and the branch before it.
+
+def ask_new(content, parent_id, conversation):
     conversations.count_messages(conversation.id, 1)
-    parent_id = conversations.current_message_id(conversation.id)
+    if parent_id is FOLLOW_BRANCH:
+        parent_id = tree.last_answer(conversation.id,
+                                     conversations.current_message_id(conversation.id))
+    elif parent_id is not None:
+        # Again under the lock: it may have been deleted since.
+        tree.message_in(conversation.id, parent_id, "parent_id", role="assistant")
     earlier = messages.replayable_history(conversation.id, parent_id)
     if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
         conversations.retitle(conversation.id, title_from(content))
-    user_message = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
-                           content=content, status="completed", tool_calls=[],
-                           parent_id=parent_id)
-    db.session.add(user_message)
+    question = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
+                       content=content, status="completed", tool_calls=[], parent_id=parent_id)
+    db.session.add(question)
     db.session.flush()
-    conversations.move_current(conversation.id, user_message.id)
-    messages.attach_siblings([user_message])
+    return question, earlier
+
+
+def ask_again(question_id, conversation):
+    conversations.count_messages(conversation.id, 0)
+    question = db.session.scalar(select(Message).where(Message.id == question_id))
+    if question is None:
+        raise NotFound()
+    return question, messages.replayable_history(conversation.id, question.parent_id)
+
+
+def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots, *,
+                  config, registry, language):
+    """Store the user's message (or find it) and load everything the answer needs. The user
+    message becomes the active branch's end; its answer will follow it there."""
+    question, earlier = ask(conversation)
+    conversations.move_current(conversation.id, question.id)
+    messages.attach_siblings([question])
     db.session.commit()
+    model = model or conversation.model
     wire = history.build_wire_messages(
-        system_prompt=conversation.system_prompt, history=earlier, new_content=content,
-        model=conversation.model, max_tokens=conversation.max_tokens,
+        system_prompt=conversation.system_prompt, history=earlier, new_content=question.content,
+        model=model, max_tokens=conversation.max_tokens,
         tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
     exchange = Exchange(
-        conversation_id=conversation.id, model=conversation.model,
+        conversation_id=conversation.id, model=model,
         temperature=conversation.temperature, max_tokens=conversation.max_tokens,
         thinking=conversation.thinking_enabled, wire=wire,
         tools=registry.functions if tools_enabled else None,
-        user_message=user_message, assistant_message_id=answer_id, user_id=user_id,
+        user_message=question, assistant_message_id=answer_id, user_id=user_id,
         language=language, slots=slots,
-        started_at=max(utcnow(), user_message.created_at + timedelta(microseconds=1)))
-    db.session.expunge(user_message)
+        started_at=max(utcnow(), question.created_at + timedelta(microseconds=1)))
+    db.session.expunge(question)
     # Release the connection before the model is asked: a stream may last minutes.
     db.session.close()
     LIVE.add(exchange)

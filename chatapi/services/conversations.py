@@ -2,12 +2,13 @@
 from sqlalchemy import case, func, select
 from sqlalchemy import update as update_rows
 
-from ..errors import NotFound
+from ..errors import ApiError, NotFound
 from ..extensions import db
 from ..models import Conversation
 from ..models.conversation import ID_FORMAT
 from ..models.text_search import contains_folded
 from ..models.timestamps import utcnow
+from . import tree
 
 
 def create(user_id, fields):
@@ -53,9 +54,25 @@ def list_page(user_id, page, page_size, project_id=None, q=None):
 
 
 def update(conversation, fields):
+    """Change the fields given; `current_message_id` switches branch, which (unlike a rename
+    or a new setting) is not activity: `updated_at` stays."""
+    switch_to = fields.pop("current_message_id", None)
+    if switch_to is not None:
+        tree.message_in(conversation.id, switch_to, "current_message_id")
     for name, value in fields.items():
         setattr(conversation, name, value)
+    db.session.flush()
+    if switch_to is not None:
+        lock(conversation.id)
+        # Under the lock, from the message as it is now (a delete may have come between).
+        try:
+            tree.message_in(conversation.id, switch_to, "current_message_id")
+        except ApiError:
+            db.session.rollback()
+            raise
+        move_current(conversation.id, tree.newest_descendant(conversation.id, switch_to))
     db.session.commit()
+    db.session.refresh(conversation)
     return conversation
 
 
@@ -86,6 +103,13 @@ def retitle(conversation_id, title):
 # The message tree. Every change to it first updates the conversation's row (count_messages):
 # on PostgreSQL that row stays locked until the commit, on SQLite the database's write lock is
 # held, so two changes to one conversation's tree never interleave.
+
+def lock(conversation_id):
+    """Take the lock a change to the tree takes, without counting it as activity."""
+    db.session.execute(
+        update_rows(Conversation).where(Conversation.id == conversation_id)
+        .values(updated_at=Conversation.updated_at).execution_options(synchronize_session=False))
+
 
 def current_message_id(conversation_id):
     """The end of the active branch, as stored now (not as a loaded object remembers it)."""

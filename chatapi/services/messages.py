@@ -1,13 +1,12 @@
 """Stored messages, reached only through a conversation the caller owns."""
-from sqlalchemy import Integer, and_, func, literal, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy import update as update_rows
-from sqlalchemy.orm import aliased
 
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Conversation, Message
 from ..models.message import ID_FORMAT
-from . import conversations
+from . import conversations, tree
 
 
 def chronological():
@@ -17,18 +16,6 @@ def chronological():
 def older_than(message):
     return or_(Message.created_at < message.created_at,
                and_(Message.created_at == message.created_at, Message.id < message.id))
-
-
-def branch(conversation_id, leaf_id):
-    """The branch that ends at `leaf_id`, as a recursive CTE of (id, depth): the leaf is depth 0,
-    its parent 1, up to the root. One query walks it, on SQLite as on PostgreSQL."""
-    walk = (select(Message.id, Message.parent_id, literal(0, Integer).label("depth"))
-            .where(Message.id == leaf_id, Message.conversation_id == conversation_id)
-            .cte("branch", recursive=True))
-    parent = aliased(Message)
-    return walk.union_all(
-        select(parent.id, parent.parent_id, walk.c.depth + 1)
-        .where(parent.id == walk.c.parent_id, parent.conversation_id == conversation_id))
 
 
 def list_page(user_id, conversation_id, limit, before=None, leaf=None, view="branch"):
@@ -41,17 +28,11 @@ def list_page(user_id, conversation_id, limit, before=None, leaf=None, view="bra
     else:
         if leaf is None:
             leaf = conversation.current_message_id
-        elif not in_conversation(conversation.id, leaf):
-            raise ValidationFailed(details={"leaf": ["Not a message of this conversation."]})
+        else:
+            tree.message_in(conversation.id, leaf, "leaf")
         page = branch_page(conversation.id, leaf, limit, before)
     attach_siblings(page["items"])
     return page
-
-
-def in_conversation(conversation_id, message_id):
-    return ID_FORMAT.fullmatch(message_id) is not None and db.session.scalar(
-        select(Message.id).where(Message.id == message_id,
-                                 Message.conversation_id == conversation_id)) is not None
 
 
 def not_in_view():
@@ -81,7 +62,7 @@ def branch_page(conversation_id, leaf, limit, before):
         if before is not None:
             raise not_in_view()
         return {"items": [], "total": 0, "has_more": False}
-    walk = branch(conversation_id, leaf)
+    walk = tree.branch(conversation_id, leaf)
     conditions = []
     if before is not None:
         anchor_depth = db.session.scalar(select(walk.c.depth).where(walk.c.id == before))
@@ -142,7 +123,8 @@ def get_owned(user_id, message_id):
 
 def delete(message):
     """Remove one message: its children follow its parent (a chain may then hold two messages
-    of one role in a row), and if it ended the active branch, its parent does now."""
+    of one role in a row), and if it ended the active branch, its parent's newest descendant
+    does now."""
     conversations.count_messages(message.conversation_id, -1)
     # Read again under the conversation's lock: a concurrent delete may have moved it.
     row = db.session.execute(
@@ -154,8 +136,12 @@ def delete(message):
     db.session.execute(
         update_rows(Message).where(Message.parent_id == message.id).values(parent_id=parent_id)
         .execution_options(synchronize_session=False))
-    conversations.move_current_from(message.conversation_id, message.id, parent_id)
+    was_current = conversations.current_message_id(message.conversation_id) == message.id
     db.session.delete(message)
+    db.session.flush()
+    if was_current:
+        conversations.move_current(message.conversation_id,
+                                   tree.newest_descendant(message.conversation_id, parent_id))
     db.session.commit()
 
 
@@ -168,7 +154,7 @@ def replayable_history(conversation_id, leaf_id):
     branch), but for failed answers, root first; nothing when `leaf_id` is None."""
     if leaf_id is None:
         return []
-    walk = branch(conversation_id, leaf_id)
+    walk = tree.branch(conversation_id, leaf_id)
     return db.session.scalars(
         select(Message).join(walk, walk.c.id == Message.id).where(Message.status != "error")
         .order_by(walk.c.depth.desc())).all()
