@@ -118,8 +118,11 @@ def test_20_concurrent_streams_on_one_worker_with_a_pool_of_2(service, auth_head
 
 def test_concurrent_answers_in_one_conversation_count_every_message(
         service, auth_headers, conversation_id):
+    """Ten answers at once in one conversation: every message is counted and stored, each
+    answer follows its own question, and the questions sent while others were being answered
+    are siblings (docs/API.md §4, "Branches")."""
     def send():
-        response = requests.post(f"{service}/api/messages/", headers=auth_headers, timeout=30,
+        response = requests.post(f"{service}/api/messages/", headers=auth_headers, timeout=60,
                                  json={"conversation_id": conversation_id,
                                        "content": "[[chunks:5]][[delay:50]]"})
         assert response.status_code == 201
@@ -128,9 +131,54 @@ def test_concurrent_answers_in_one_conversation_count_every_message(
     for sender in senders:
         sender.start()
     for sender in senders:
-        sender.join(timeout=30)
+        sender.join(timeout=60)
     conversation = requests.get(f"{service}/api/conversations/{conversation_id}",
                                 headers=auth_headers, timeout=5).json()["data"]
-    listed = requests.get(f"{service}/api/messages/{conversation_id}", headers=auth_headers,
-                          timeout=5).json()["data"]
-    assert conversation["message_count"] == listed["total"] == 20
+    tree = requests.get(f"{service}/api/messages/{conversation_id}", headers=auth_headers,
+                        params={"view": "tree"}, timeout=5).json()["data"]
+    assert conversation["message_count"] == tree["total"] == 20
+    by_id = {m["id"]: m for m in tree["items"]}
+    questions = [m for m in tree["items"] if m["role"] == "user"]
+    answers = [m for m in tree["items"] if m["role"] == "assistant"]
+    assert sorted(by_id[a["parent_id"]]["id"] for a in answers) == sorted(
+        q["id"] for q in questions)
+    # A question follows nothing or a finished answer, never another question.
+    assert all(q["parent_id"] is None or by_id[q["parent_id"]]["role"] == "assistant"
+               for q in questions)
+    assert by_id[conversation["current_message_id"]]["role"] == "assistant"
+
+
+def test_two_tabs_answering_at_once_end_up_as_siblings(service, auth_headers, conversation_id):
+    """Tab one's answer is under way (its first text has arrived) when tab two sends: tab two's
+    message becomes a sibling of tab one's, both answers are stored under their own questions,
+    and the active branch is tab two's."""
+    first = requests.post(f"{service}/api/messages/", headers=auth_headers, timeout=30,
+                          json={"conversation_id": conversation_id, "content": "q1"})
+    first_answer = first.json()["data"]["assistant_message"]["id"]
+    tab_one = open_stream(service, auth_headers, conversation_id,
+                          "[[chunks:2]][[stall_after:1]][[stall:600]]")
+    timeline = events(tab_one)
+    start = next(data for kind, data, _ in timeline if kind == "start")
+    next(kind for kind, _, _ in timeline if kind == "text")
+    tab_two = requests.post(f"{service}/api/messages/", headers=auth_headers, timeout=30,
+                            json={"conversation_id": conversation_id, "content": "from tab two"})
+    assert tab_two.status_code == 201
+    second = tab_two.json()["data"]
+    tab_one.close()
+
+    # Tab one went away: its answer is stored as incomplete, under its own question.
+    def tree():
+        return requests.get(f"{service}/api/messages/{conversation_id}", headers=auth_headers,
+                            params={"view": "tree"}, timeout=5).json()["data"]
+
+    assert wait_for(lambda: tree()["total"] == 6, timeout=60.0)
+    by_id = {m["id"]: m for m in tree()["items"]}
+    tab_one_answer = by_id[start["assistant_message_id"]]
+    assert tab_one_answer["parent_id"] == start["user_message"]["id"]
+    assert tab_one_answer["status"] == "incomplete"
+    assert second["user_message"]["parent_id"] == first_answer
+    assert by_id[second["user_message"]["id"]]["sibling_ids"] == [
+        start["user_message"]["id"], second["user_message"]["id"]]
+    conversation = requests.get(f"{service}/api/conversations/{conversation_id}",
+                                headers=auth_headers, timeout=5).json()["data"]
+    assert conversation["current_message_id"] == second["assistant_message"]["id"]

@@ -118,10 +118,12 @@ def current_message_id(conversation_id):
 
 
 def move_current(conversation_id, new_id, *conditions):
-    """Make `new_id` the active branch's end (when `conditions` hold)."""
+    """Make `new_id` the active branch's end (when `conditions` hold). Not activity by itself:
+    a new message counts as activity where it is counted."""
     db.session.execute(
         update_rows(Conversation).where(Conversation.id == conversation_id, *conditions)
-        .values(current_message_id=new_id).execution_options(synchronize_session=False))
+        .values(current_message_id=new_id, updated_at=Conversation.updated_at)
+        .execution_options(synchronize_session=False))
 
 
 def move_current_from(conversation_id, old_id, new_id):
