@@ -106,3 +106,35 @@ def test_failed_logins_over_many_names_from_one_address_are_refused(make_app, us
     elsewhere = client.post("/api/auth/login", environ_base={"REMOTE_ADDR": "127.0.0.2"},
                             json={"username": user.username, "password": PASSWORD})
     assert elsewhere.status_code == 200
+
+
+def regenerate(client, headers, message_id, stream=False):
+    return client.post(f"/api/messages/{message_id}/regenerate" + ("/stream" if stream else ""),
+                       headers=headers, json={})
+
+
+def test_regenerations_count_in_the_message_rate_limit(limited, auth_headers):
+    client = limited(MESSAGE_RATE_LIMIT="3 per minute").test_client()
+    conversation_id = new_conversation(client, auth_headers)
+    answer = send(client, auth_headers, conversation_id, "one").json["data"]["assistant_message"]
+    assert regenerate(client, auth_headers, answer["id"]).status_code == 201
+    assert regenerate(client, auth_headers, answer["id"], stream=True).status_code == 200
+    assert_refused(regenerate(client, auth_headers, answer["id"]))
+    assert_refused(regenerate(client, auth_headers, answer["id"], stream=True))
+    assert_refused(send(client, auth_headers, conversation_id, "two"))
+    assert len(stored(conversation_id)) == 4
+
+
+def test_a_regeneration_takes_an_answer_slot(limited, auth_headers):
+    client = limited(MAX_CONCURRENT_ANSWERS=1).test_client()
+    conversation_id = new_conversation(client, auth_headers)
+    answer = send(client, auth_headers, conversation_id, "one").json["data"]["assistant_message"]
+    under_way = client.post("/api/messages/stream", headers=auth_headers, buffered=False,
+                            json={"conversation_id": conversation_id, "content": "two"})
+    events = iter(under_way.response)
+    assert next(events).startswith(b"event: start")
+    assert_refused(regenerate(client, auth_headers, answer["id"]))
+    assert_refused(regenerate(client, auth_headers, answer["id"], stream=True))
+    assert b"event: done" in b"".join(events)
+    assert regenerate(client, auth_headers, answer["id"]).status_code == 201
+    assert len(stored(conversation_id)) == 5
