@@ -99,13 +99,13 @@ def make_stack(app, database_url, glm_simulator, tmp_path):
     """nginx in front of one gunicorn worker that trusts `proxy_fix_x_for` proxies."""
     stacks = []
 
-    def make(proxy_fix_x_for=1):
+    def make(proxy_fix_x_for=1, changes=None):
         glm_simulator.reset()
         env = gunicorn_env(database_url, glm_simulator, PROXY_FIX_X_FOR=str(proxy_fix_x_for))
         tmp = tmp_path / f"nginx-{len(stacks)}"
         tmp.mkdir()
         stack = gunicorn(env, workers=1)
-        proxy = nginx(urlsplit(stack.__enter__()).port, tmp)
+        proxy = nginx(urlsplit(stack.__enter__()).port, tmp, changes)
         stacks.append(stack)
         stacks.append(proxy)
         return proxy.__enter__()
@@ -137,6 +137,40 @@ def test_a_stream_reaches_the_client_through_nginx_as_the_model_writes(
     assert headers["Cache-Control"] == "no-cache"
     assert "Content-Encoding" not in headers and "Content-Length" not in headers
     text_arriving_as_written(timeline)
+
+
+def send_through(base, headers, conversation_id, content):
+    response = requests.post(f"{base}/api/messages/", headers=headers, timeout=120,
+                             json={"conversation_id": conversation_id, "content": content})
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+def test_a_regeneration_streams_through_nginx_as_the_model_writes(
+        through_nginx, auth_headers, conversation_id):
+    sent = send_through(through_nginx, auth_headers, conversation_id,
+                        "[[chunks:10]][[delay:300]]")
+    answer_id = sent["assistant_message"]["id"]
+    with requests.post(f"{through_nginx}/api/messages/{answer_id}/regenerate/stream",
+                       headers=auth_headers, json={}, stream=True, timeout=60) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        timeline = list(events(response))
+    text_arriving_as_written(timeline)
+    assert timeline[-1][1]["assistant_message"]["parent_id"] == sent["user_message"]["id"]
+
+
+def test_whole_answers_outlast_the_read_timeout_of_the_rest_of_the_api(
+        make_stack, auth_headers):
+    """With /api/'s read timeout at 1 s, a send and a regeneration whose model is silent for
+    3 s still answer 201: their own locations wait for the whole exchange."""
+    base = make_stack(changes={"proxy_read_timeout 60s;": "proxy_read_timeout 1s;"})
+    conversation_id = requests.post(f"{base}/api/conversations/", json={},
+                                    headers=auth_headers, timeout=5).json()["data"]["id"]
+    sent = send_through(base, auth_headers, conversation_id, "[[stall:3]][[reply:slow]]")
+    again = requests.post(f"{base}/api/messages/{sent['assistant_message']['id']}/regenerate",
+                          headers=auth_headers, json={}, timeout=120)
+    assert again.status_code == 201, again.text
+    assert again.json()["data"]["assistant_message"]["content"] == "slow"
 
 
 def test_a_silent_model_does_not_trip_nginx_read_timeout(through_nginx, auth_headers,
