@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A newcomer's first look: the GLM simulator, the service on it, and one streamed answer with a
-# tool call, shown with curl. Everything stops when the script ends, and every run starts from
+# A newcomer's first look: the GLM simulator, the service on it, one streamed answer with a
+# tool call, then an edit, a regeneration and a switch back to the first branch, shown with
+# curl. Everything stops when the script ends, and every run starts from
 # a fresh demo database, so it can be run again and again. DEMO_PORT (8001) and SIM_PORT (9100)
 # move the two servers; DEMO_DIR (instance) holds the demo database and the servers' logs.
 set -euo pipefail
@@ -67,13 +68,35 @@ QUESTION='6 乘以 7 等于多少？[[tool:calculator {"expression": "6*7"}]][[d
 show "curl -N -X POST $BASE/messages/stream -d '{\"conversation_id\": \"$CONVERSATION\", ...}'"
 curl -s -N -X POST "$BASE/messages/stream" -H "$AUTH" -H 'Content-Type: application/json' \
   -d "{\"conversation_id\": \"$CONVERSATION\", \"content\": $(printf '%s' "$QUESTION" | $BIN/python -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}"
-show "curl $BASE/messages/$CONVERSATION"
 SUMMARY=$(cat <<'PY'
 import json, sys
 for message in json.load(sys.stdin)["data"]["items"]:
-    print(f"{message['role']:>9} [{message['status']}] {message['content']}")
+    siblings = message["sibling_ids"]
+    version = f" <{siblings.index(message['id']) + 1}/{len(siblings)}>" if len(siblings) > 1 else ""
+    print(f"{message['role']:>9}{version} [{message['status']}] {message['content']}")
     for call in message["tool_calls"]:
         print(f"          tool {call['name']}({json.dumps(call['arguments'])}) -> {call['status']}")
 PY
 )
-curl -s "$BASE/messages/$CONVERSATION" -H "$AUTH" | $BIN/python -c "$SUMMARY"
+branch() {
+  show "curl $BASE/messages/$CONVERSATION"
+  curl -s "$BASE/messages/$CONVERSATION" -H "$AUTH" | $BIN/python -c "$SUMMARY"
+}
+post() { curl -s -X "$1" "$BASE/$2" -H "$AUTH" -H 'Content-Type: application/json' -d "$3"; }
+branch
+FIRST=$(curl -s "$BASE/messages/$CONVERSATION" -H "$AUTH" | json '["data"]["items"][0]["id"]')
+
+# The message tree: an edit is a send with the edited message's parent (here none: the first
+# message); a regeneration answers the same question again; a switch goes back to the old branch.
+EDIT='6 乘以 8 呢？[[tool:calculator {"expression": "6*8"}]]'
+show "curl -X POST $BASE/messages/ -d '{..., \"content\": \"6 乘以 8 呢？\", \"parent_id\": null}'   # edit"
+ANSWER=$(post POST messages/ "{\"conversation_id\": \"$CONVERSATION\", \"parent_id\": null, \"content\": $(printf '%s' "$EDIT" | $BIN/python -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}" \
+  | json '["data"]["assistant_message"]["id"]')
+echo "answer: $ANSWER"
+show "curl -X POST $BASE/messages/$ANSWER/regenerate   # another answer"
+post POST "messages/$ANSWER/regenerate" '{}' | json '["data"]["assistant_message"]["content"]'
+branch
+show "curl -X PUT $BASE/conversations/$CONVERSATION -d '{\"current_message_id\": \"$FIRST\"}'   # back to the first version"
+post PUT "conversations/$CONVERSATION" "{\"current_message_id\": \"$FIRST\"}" \
+  | json '["data"]["current_message_id"]'
+branch

@@ -1,5 +1,6 @@
 """`make demo` (deploy/demo.sh) as a newcomer runs it, twice in a row: the second run starts
-from a fresh demo database and shows no error either."""
+from a fresh demo database and shows no error either; the edit, the regeneration and the
+branch switch it shows come out as the message tree says."""
 import os
 import shutil
 import subprocess
@@ -28,3 +29,7 @@ def test_the_demo_runs_twice_in_a_row_without_an_error(tmp_path):
         assert "make demo:" not in shown and "curl:" not in shown, f"run {run}:\n{shown}"
         assert '"username":"demo"' in shown, f"run {run}: the demo user was not registered"
         assert "event: done" in shown and "tool calculator" in shown, f"run {run}:\n{shown}"
+        # The edit and the regeneration are second versions; the switch shows the first again.
+        edited, switched = shown.split("# back to the first version")
+        assert "user <2/2>" in edited and "assistant <2/2>" in edited, f"run {run}:\n{shown}"
+        assert "user <1/2>" in switched and "6 乘以 7" in switched, f"run {run}:\n{shown}"
