@@ -106,9 +106,16 @@ def rows_of(results):
                  f"{ms(storm['busy']['p50'])} / {ms(storm['busy']['p99'])}"
                  + (f", {storm['failures']} logins failed" if storm["failures"] else ""),
                  "", None))
-    for name, label in (("list", "GET /api/conversations/"),
-                        ("messages", "GET /api/messages/{id}")):
-        figures = results["rest"][name]
+    rest = results["rest"]
+    # A page is the newest 100 of the active branch; the walk to it reads the whole branch.
+    labels = [("list", "GET /api/conversations/"),
+              ("messages", "GET /api/messages/{id}, 100 messages"),
+              ("linear", f"GET /api/messages/{{id}}, 1,000 messages in one branch "
+                         f"({rest['linear']['branch']} active)"),
+              ("branched", f"GET /api/messages/{{id}}, 1,000 messages in 50 branches "
+                           f"({rest['branched']['branch']} active)")]
+    for name, label in labels:
+        figures = rest[name]
         is_list = name == "list"
         rows.append(("json", f"{label}: req/s, p50, p99 (50 keep-alive clients)",
                      f"{figures['rps']:.0f}/s, {ms(figures['p50'])}, {ms(figures['p99'])}"

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import profiling, report, seed, transports
+from . import profiling, report, seed, transports, trees
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -155,19 +155,25 @@ async def saturation(bench, plan):
     return steps
 
 
-async def rest(bench, seconds):
+async def rest(bench, database_url, seconds):
     token = await seed.new_user(bench.port, "rest")
     conversations = await seed.conversations(bench.port, token, 50)
     await seed.exchanges(bench.port, token, conversations[0], 50)
-    return {
+    branches = trees.fill(database_url, conversations[1], conversations[2])
+    results = {
         "logins": await login_storm(bench, seconds),
         "list": await hammer(bench.port, "/api/conversations/", token, 50, seconds),
         "messages": await hammer(bench.port, f"/api/messages/{conversations[0]}", token, 50,
                                  seconds),
     }
+    for name, conversation_id in (("linear", conversations[1]), ("branched", conversations[2])):
+        results[name] = {**await hammer(bench.port, f"/api/messages/{conversation_id}", token,
+                                        50, seconds),
+                         "branch": branches[name]}
+    return results
 
 
-async def measure_everything(bench, plan, workdir, log):
+async def measure_everything(bench, plan, database_url, workdir, log):
     bench.token = await seed.new_user(bench.port, "streams")
     results = {}
     log(f"many: {plan.many.label}")
@@ -180,7 +186,7 @@ async def measure_everything(bench, plan, workdir, log):
     log("saturation: stepping up concurrent 50 chunks/s streams")
     results["saturation"] = await saturation(bench, plan)
     log(f"keep-alive JSON endpoints, 50 clients, {plan.rest_seconds:g} s each")
-    results["rest"] = await rest(bench, plan.rest_seconds)
+    results["rest"] = await rest(bench, database_url, plan.rest_seconds)
     results["warnings"] = [
         *busy_warnings("many/direct", results["many"]["direct"]),
         *busy_warnings("many/service", results["many"]["service"]),
@@ -202,7 +208,7 @@ async def bench_everything(plan, simulator, database_url, workdir, started, log)
     master, worker, port = start_service(env, workdir / "gunicorn.log")
     started.append(master)
     bench = Bench(simulator, (worker, port), (relay.pid, relay_port))
-    results = await measure_everything(bench, plan, workdir, log)
+    results = await measure_everything(bench, plan, database_url, workdir, log)
     results["service_log"] = log_errors(workdir / "gunicorn.log")
     return results, results["service_log"]
 

@@ -63,20 +63,28 @@ def branch_page(conversation_id, leaf, limit, before):
             raise not_in_view()
         return {"items": [], "total": 0, "has_more": False}
     walk = tree.branch(conversation_id, leaf)
-    conditions = []
+    anchor_depth = None
     if before is not None:
         anchor_depth = db.session.scalar(select(walk.c.depth).where(walk.c.id == before))
         if anchor_depth is None:
             raise not_in_view()
-        conditions.append(walk.c.depth > anchor_depth)
-    total = select(func.count()).select_from(walk).scalar_subquery()
-    rows = db.session.execute(
-        select(Message, total).join(walk, walk.c.id == Message.id).where(*conditions)
-        .order_by(walk.c.depth.asc()).limit(limit + 1)).all()
+    rows = db.session.execute(branch_page_query(walk, limit, anchor_depth)).all()
     newest_first = [row[0] for row in rows]
     return {"items": list(reversed(newest_first[:limit])),
             "total": rows[0][1] if rows else branch_total(walk),
             "has_more": len(newest_first) > limit}
+
+
+def branch_page_query(walk, limit, anchor_depth=None):
+    """(message, the branch's total) for up to `limit` + 1 messages of the branch `walk`,
+    newest first, all older than the message at `anchor_depth` when given."""
+    conditions = [] if anchor_depth is None else [walk.c.depth > anchor_depth]
+    # The page's ids first: only those rows are read whole, not the whole branch's.
+    page = (select(walk.c.id, walk.c.depth).where(*conditions).order_by(walk.c.depth.asc())
+            .limit(limit + 1).subquery("page"))
+    total = select(func.count()).select_from(walk).scalar_subquery()
+    return (select(Message, total).join(page, page.c.id == Message.id)
+            .order_by(page.c.depth.asc()))
 
 
 def branch_total(walk):
