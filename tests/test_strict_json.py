@@ -77,7 +77,7 @@ def test_csv_analyze_leaves_a_sum_beyond_a_double_null(client, auth_headers):
 def test_a_lone_surrogate_anywhere_in_any_body_is_422_naming_where(app, client, auth_headers):
     routes = body_routes(app, client)
     assert len(routes) >= 8
-    values = {"conversation_id": "conv_x", "name": "json_query"}
+    values = {"conversation_id": "conv_x", "name": "json_query", "message_id": "msg_x"}
     for route in routes:
         body = '{"data": {"items": [1, "a' + LONE_SURROGATE + 'b"]}, "expression": "@"}'
         response = client.open(route.url(**values), method=route.method, data=body,

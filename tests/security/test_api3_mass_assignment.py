@@ -174,6 +174,41 @@ def stream_message(ctx):
     assert_message_stored_as_sent(ctx, conversation_id)
 
 
+def regenerate(ctx, suffix=""):
+    """The question is answered again where it is: a second answer beside the first, the
+    conversation's own settings on the wire (`model` is a field of this body: not planted)."""
+    conversation_id = new_conversation(ctx)
+    sent = ctx.client.post("/api/messages/", headers=ctx.auth_headers, json={
+        "conversation_id": conversation_id, "content": "[[reply:fine]]"}).get_json()["data"]
+    extras = {key: value for key, value in MESSAGE_EXTRAS.items() if key != "model"}
+    response = ctx.client.post(
+        f"/api/messages/{sent['assistant_message']['id']}/regenerate{suffix}",
+        headers=ctx.auth_headers, json={**hostile(ctx.other_user), **extras,
+                                        "conversation_id": "conv_chosenbytheclient00",
+                                        "content": "planted question", "parent_id": None})
+    body = response.get_data(as_text=True)
+    assert response.status_code == (200 if suffix else 201), body
+    if suffix:
+        assert body.strip().split("\n\n")[-1].startswith("event: done\n"), body
+    stored = ctx_messages(conversation_id)
+    assert [(m.role, m.status, m.content) for m in stored] == [
+        ("user", "completed", "[[reply:fine]]"), ("assistant", "completed", "fine"),
+        ("assistant", "completed", "fine")]
+    question = stored[0]
+    assert {m.parent_id for m in stored[1:]} == {question.id}
+    assert "msg_chosenbytheclient000" not in {m.id for m in stored}
+    assert stored[2].tool_calls == [] and stored[2].reasoning_content is None
+    conversation = fresh(Conversation, conversation_id)
+    assert (conversation.user_id, conversation.message_count) == (ctx.user.id, 3)
+    wire = chat_requests(ctx.glm_simulator)[-1]["body"]
+    assert wire["model"] == "glm-5" and wire["max_tokens"] == 65536
+    assert wire["messages"] == [{"role": "user", "content": "[[reply:fine]]"}]
+
+
+def regenerate_stream(ctx):
+    regenerate(ctx, "/stream")
+
+
 def execute_tool(ctx):
     response = ctx.client.post("/api/tools/calculator/execute", headers=ctx.auth_headers,
                                json={**hostile(ctx.other_user), "expression": "6 * 7",
@@ -192,6 +227,8 @@ CASES = {
     "conversations.update_conversation": (True, update_conversation),
     "messages.send_message": (True, send_message),
     "messages.stream_message": (True, stream_message),
+    "messages.regenerate": (True, regenerate),
+    "messages.regenerate_stream": (True, regenerate_stream),
     "tools.execute_tool": (True, execute_tool),
 }
 

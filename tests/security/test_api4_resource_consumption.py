@@ -54,7 +54,8 @@ def test_a_body_over_max_content_length_is_413_on_every_route_that_reads_one(
     before, rows = counts(), stored_rows(exchange.conversation["id"])
     checked = body_routes(app, chat_client)
     assert len(checked) >= 8
-    values = {"conversation_id": exchange.conversation["id"], "name": "calculator"}
+    values = {"conversation_id": exchange.conversation["id"], "name": "calculator",
+              "message_id": exchange.assistant_message["id"]}
     for route in checked:
         for body in ({"data": oversized()}, chunked(oversized())):
             response = chat_client.open(route.url(**values), method=route.method,
