@@ -139,10 +139,12 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
 
 
 # Each `ask` runs under the conversation's lock (the first statement updates its row, which
-# locks the tree) and returns the user message to answer and the branch before it.
+# locks the tree) and returns the user message to answer and the branch before it. A
+# conversation deleted since it was looked up is not found: it has no row left to lock.
 
 def ask_new(content, parent_id, conversation):
-    conversations.count_messages(conversation.id, 1)
+    if not conversations.count_messages(conversation.id, 1):
+        raise NotFound()
     if parent_id is FOLLOW_BRANCH:
         parent_id = tree.last_answer(conversation.id,
                                      conversations.current_message_id(conversation.id))
@@ -160,7 +162,8 @@ def ask_new(content, parent_id, conversation):
 
 
 def ask_again(question_id, conversation):
-    conversations.count_messages(conversation.id, 0)
+    if not conversations.count_messages(conversation.id, 0):
+        raise NotFound()
     question = db.session.scalar(select(Message).where(Message.id == question_id))
     if question is None:
         raise NotFound()

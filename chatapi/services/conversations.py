@@ -57,19 +57,20 @@ def update(conversation, fields):
     """Change the fields given; `current_message_id` switches branch, which (unlike a rename
     or a new setting) is not activity: `updated_at` stays."""
     switch_to = fields.pop("current_message_id", None)
-    if switch_to is not None:
-        tree.message_in(conversation.id, switch_to, "current_message_id")
+    # Under the lock from here: neither the conversation nor the message switched to can be
+    # deleted between the check and the write.
+    try:
+        if not lock(conversation.id):
+            raise NotFound()
+        if switch_to is not None:
+            tree.message_in(conversation.id, switch_to, "current_message_id")
+    except ApiError:
+        db.session.rollback()
+        raise
     for name, value in fields.items():
         setattr(conversation, name, value)
     db.session.flush()
     if switch_to is not None:
-        lock(conversation.id)
-        # Under the lock, from the message as it is now (a delete may have come between).
-        try:
-            tree.message_in(conversation.id, switch_to, "current_message_id")
-        except ApiError:
-            db.session.rollback()
-            raise
         move_current(conversation.id, tree.newest_descendant(conversation.id, switch_to))
     db.session.commit()
     db.session.refresh(conversation)
@@ -105,10 +106,12 @@ def retitle(conversation_id, title):
 # held, so two changes to one conversation's tree never interleave.
 
 def lock(conversation_id):
-    """Take the lock a change to the tree takes, without counting it as activity."""
-    db.session.execute(
+    """Take the lock a change to the tree takes, without counting it as activity; False when
+    the conversation is gone."""
+    result = db.session.execute(
         update_rows(Conversation).where(Conversation.id == conversation_id)
         .values(updated_at=Conversation.updated_at).execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 def current_message_id(conversation_id):

@@ -1,0 +1,182 @@
+"""The message tree (docs/API.md §3 "Switching branch", §4 "Where a new message goes",
+"Regenerating", "Deleting") attacked from outside: ids from elsewhere and of every shape in
+each field that names a message, answered alike whoever owns them; deletes that land while a
+send, a regeneration, a switch or an answer is under way; and what the tree looks like after.
+The races hold a real lock on PostgreSQL: another connection deletes (without committing yet)
+what a request is about to use, and commits once the request waits for it."""
+import os
+import threading
+
+import psycopg
+import pytest
+
+from ..simulator_client import wait_for
+from ..test_message_branches import URL, Chat, count_rows
+
+
+@pytest.fixture
+def talk(chat, auth_headers, glm_simulator):
+    return Chat(chat, auth_headers, glm_simulator)
+
+
+@pytest.fixture
+def theirs(chat, other_headers, glm_simulator):
+    other = Chat(chat, other_headers, glm_simulator)
+    other.send("their question")
+    return other
+
+
+def error_of(response):
+    return response.status_code, response.json["error"], response.json["message"]
+
+
+def test_another_users_ids_answer_exactly_as_ids_that_do_not_exist(talk, theirs):
+    """Whichever field names a message, another user's id gets the very answer a made-up one
+    gets: nothing tells them apart."""
+    talk.send("q1")
+    answer = talk.answers["q1"]
+    their_answer, nowhere = theirs.answers["their question"], "msg_" + "A" * 22
+
+    def answers(message_id):
+        return [
+            talk.client.post(URL, headers=talk.headers, json={
+                "conversation_id": talk.id, "content": "x", "parent_id": message_id}),
+            talk.client.get(URL + talk.id, headers=talk.headers,
+                            query_string={"leaf": message_id}),
+            talk.client.get(URL + talk.id, headers=talk.headers,
+                            query_string={"before": message_id}),
+            talk.client.get(URL + talk.id, headers=talk.headers,
+                            query_string={"before": message_id, "view": "tree"}),
+            talk.client.get(URL + talk.id, headers=talk.headers,
+                            query_string={"leaf": answer, "before": message_id}),
+            talk.switch(message_id),
+            talk.client.post(f"{URL}{message_id}/regenerate", headers=talk.headers, json={}),
+            talk.client.post(f"{URL}{message_id}/regenerate/stream", headers=talk.headers),
+            talk.client.delete(URL + message_id, headers=talk.headers),
+        ]
+
+    foreign, missing = answers(their_answer), answers(nowhere)
+    assert [error_of(r) for r in foreign] == [error_of(r) for r in missing]
+    assert [r.status_code for r in foreign] == [422] * 6 + [404] * 3
+    assert count_rows(talk.id) == 2 and theirs.conversation()["message_count"] == 2
+
+
+def test_ids_of_any_shape_are_refused_without_a_500(talk):
+    talk.send("q1")
+    answer = talk.answers["q1"]
+    shapes = ["msg_\x00", answer + "\x00", "msg_" + "a" * 60, "msg_é", "\u202emsg_x",
+              "msg_a/b", "msg_%2F", "' OR 1=1 --", answer.upper(), " " + answer]
+    for shape in shapes:
+        for response in (
+                talk.client.post(URL, headers=talk.headers, json={
+                    "conversation_id": talk.id, "content": "x", "parent_id": shape}),
+                talk.client.get(URL + talk.id, headers=talk.headers,
+                                query_string={"leaf": shape}),
+                talk.client.get(URL + talk.id, headers=talk.headers,
+                                query_string={"before": shape}),
+                talk.switch(shape)):
+            assert response.status_code == 422, (shape, response.json)
+    for path in ("msg_a%2Fb", "msg_a%00", answer + "%00", "msg_%C3%A9", "msg_" + "a" * 60,
+                 "%2e%2e"):
+        response = talk.client.post(f"{URL}{path}/regenerate", headers=talk.headers, json={})
+        assert response.status_code == 404, (path, response.json)
+    assert count_rows(talk.id) == 2
+
+
+# Races on PostgreSQL: a second connection takes the row lock a change to the tree takes.
+
+def postgres_dsn():
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers differently")
+    return url.replace("+psycopg", "")
+
+
+@pytest.fixture
+def rival(make_app):
+    """A connection of another client, in a transaction of its own until `commit_when`
+    sees the request waiting for it (after `make_app`, so it ends before rows are removed)."""
+    with psycopg.connect(postgres_dsn()) as connection:
+        yield connection
+
+
+def commit_when_blocked(rival, request):
+    """Run `request` in a thread, commit `rival`'s transaction once the request waits on
+    its locks, and return the request's response."""
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(response=request()))
+    thread.start()
+    with psycopg.connect(postgres_dsn(), autocommit=True) as probe:
+        assert wait_for(lambda: probe.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            (rival.info.backend_pid,)).fetchone()), "the request never waited for the lock"
+    rival.commit()
+    thread.join(timeout=10)
+    return outcome["response"]
+
+
+def delete_conversation(rival, conversation_id):
+    rival.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,))
+
+
+def test_a_send_into_a_conversation_deleted_meanwhile_is_404(talk, rival):
+    talk.send("q1")
+    delete_conversation(rival, talk.id)
+    response = commit_when_blocked(rival, lambda: talk.client.post(
+        URL, headers=talk.headers, json={"conversation_id": talk.id, "content": "x"}))
+    assert error_of(response)[:2] == (404, {"code": "not_found", "details": {}})
+
+
+def test_an_edit_in_a_conversation_deleted_meanwhile_is_404(talk, rival):
+    talk.send("q1")
+    delete_conversation(rival, talk.id)
+    response = commit_when_blocked(rival, lambda: talk.client.post(URL, headers=talk.headers, json={
+        "conversation_id": talk.id, "content": "x", "parent_id": talk.answers["q1"]}))
+    assert response.status_code == 404, response.json
+
+
+def test_a_regeneration_in_a_conversation_deleted_meanwhile_is_404(talk, rival):
+    talk.send("q1")
+    delete_conversation(rival, talk.id)
+    response = commit_when_blocked(rival, lambda: talk.client.post(
+        f"{URL}{talk.answers['q1']}/regenerate", headers=talk.headers, json={}))
+    assert response.status_code == 404, response.json
+
+
+@pytest.mark.parametrize("body", [{"title": "renamed"}, {"current_message_id": "q1"},
+                                  {"title": "renamed", "current_message_id": "q1"}])
+def test_an_update_of_a_conversation_deleted_meanwhile_is_404(talk, rival, body):
+    talk.send("q1")
+    body = {key: talk.said.get(value, value) for key, value in body.items()}
+    delete_conversation(rival, talk.id)
+    response = commit_when_blocked(rival, lambda: talk.client.put(
+        "/api/conversations/" + talk.id, headers=talk.headers, json=body))
+    assert response.status_code == 404, response.json
+
+
+def delete_message(rival, conversation_id, message_id):
+    """What DELETE /api/messages/{id} does, in the rival's transaction."""
+    rival.execute("UPDATE conversations SET message_count = message_count - 1, "
+                  "current_message_id = NULL WHERE id = %s", (conversation_id,))
+    rival.execute("UPDATE messages SET parent_id = (SELECT parent_id FROM messages "
+                  "WHERE id = %(id)s) WHERE parent_id = %(id)s", {"id": message_id})
+    rival.execute("DELETE FROM messages WHERE id = %s", (message_id,))
+
+
+def test_an_edit_whose_parent_is_deleted_meanwhile_is_422_and_stores_nothing(talk, rival):
+    talk.send("q1")
+    talk.send("q2")
+    delete_message(rival, talk.id, talk.answers["q1"])
+    response = commit_when_blocked(rival, lambda: talk.client.post(URL, headers=talk.headers, json={
+        "conversation_id": talk.id, "content": "x", "parent_id": talk.answers["q1"]}))
+    assert response.status_code == 422 and "parent_id" in response.json["error"]["details"]
+    assert count_rows(talk.id) == talk.conversation()["message_count"] == 3
+
+
+def test_a_switch_to_a_message_deleted_meanwhile_is_422(talk, rival):
+    talk.send("q1")
+    talk.send("q2")
+    delete_message(rival, talk.id, talk.said["q2"])
+    response = commit_when_blocked(rival, lambda: talk.switch(talk.said["q2"]))
+    assert response.status_code == 422, response.json
+    assert "current_message_id" in response.json["error"]["details"]
