@@ -110,9 +110,9 @@ def begin(user_id, conversation_id, content, tools_enabled, parent_id=FOLLOW_BRA
 def begin_regeneration(user_id, message_id, tools_enabled, model, **setup):
     """Another answer to a stored user message (`message_id` is it, or an answer to it),
     stored beside the earlier ones; `model` instead of the conversation's, when given."""
-    question = tree.question_of(messages.get_owned(user_id, message_id))
-    conversation = conversations.get_owned(user_id, question.conversation_id)
-    return start(user_id, conversation, partial(ask_again, question.id), tools_enabled, model,
+    named = messages.get_owned(user_id, message_id)
+    conversation = conversations.get_owned(user_id, tree.question_of(named).conversation_id)
+    return start(user_id, conversation, partial(ask_again, named.id), tools_enabled, model,
                  **setup)
 
 
@@ -161,12 +161,16 @@ def ask_new(content, parent_id, conversation):
     return question, earlier
 
 
-def ask_again(question_id, conversation):
+def ask_again(message_id, conversation):
     if not conversations.count_messages(conversation.id, 0):
         raise NotFound()
-    question = db.session.scalar(select(Message).where(Message.id == question_id))
-    if question is None:
+    # Again under the lock, as stored now (not as loaded before): the message, its question
+    # or the question's place may have changed with a delete since.
+    named = db.session.scalar(select(Message).where(Message.id == message_id)
+                              .execution_options(populate_existing=True))
+    if named is None:
         raise NotFound()
+    question = tree.question_of(named)
     return question, messages.replayable_history(conversation.id, question.parent_id)
 
 

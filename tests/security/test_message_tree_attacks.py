@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from ..simulator_client import wait_for
-from ..test_message_branches import URL, Chat, count_rows
+from ..test_message_branches import URL, Chat, count_rows, reply
 
 
 @pytest.fixture
@@ -180,3 +180,29 @@ def test_a_switch_to_a_message_deleted_meanwhile_is_422(talk, rival):
     response = commit_when_blocked(rival, lambda: talk.switch(talk.said["q2"]))
     assert response.status_code == 422, response.json
     assert "current_message_id" in response.json["error"]["details"]
+
+
+def test_regenerating_an_answer_whose_question_is_deleted_meanwhile_is_422(talk, rival):
+    """As when the question was deleted before: the answer named is there, its question
+    is not (docs/API.md §4, "Regenerating")."""
+    talk.send("q1")
+    talk.send("q2")
+    delete_message(rival, talk.id, talk.said["q2"])
+    response = commit_when_blocked(rival, lambda: talk.client.post(
+        f"{URL}{talk.answers['q2']}/regenerate", headers=talk.headers, json={}))
+    assert response.status_code == 422, response.json
+    assert "message_id" in response.json["error"]["details"]
+    assert count_rows(talk.id) == talk.conversation()["message_count"] == 3
+
+
+def test_a_regeneration_sends_the_branch_as_a_delete_meanwhile_left_it(talk, rival):
+    """The answer before the question is deleted while the regeneration waits: the model is
+    sent the branch as it is now (the question follows the first question), not nothing."""
+    talk.send(f"q1{reply('a1')}")
+    talk.send(f"q2{reply('a2')}")
+    delete_message(rival, talk.id, talk.answers[f"q1{reply('a1')}"])
+    answer = talk.answers[f"q2{reply('a2')}"]
+    response = commit_when_blocked(rival, lambda: talk.client.post(
+        f"{URL}{answer}/regenerate", headers=talk.headers, json={}))
+    assert response.status_code == 201, response.json
+    assert talk.sent_to_model() == [f"q1{reply('a1')}", f"q2{reply('a2')}"]
