@@ -42,6 +42,8 @@ class Exchange:
     wire: list
     tools: list | None
     user_message: Message
+    # The user message, then the messages it follows up to the root: where the answer goes.
+    lineage: list
     assistant_message_id: str
     user_id: int
     language: str
@@ -139,8 +141,9 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
 
 
 # Each `ask` runs under the conversation's lock (the first statement updates its row, which
-# locks the tree) and returns the user message to answer and the branch before it. A
-# conversation deleted since it was looked up is not found: it has no row left to lock.
+# locks the tree) and returns the user message to answer and the branch before it (every
+# message of it, failed answers too, root first). A conversation deleted since it was looked
+# up is not found: it has no row left to lock.
 
 def ask_new(content, parent_id, conversation):
     if not conversations.count_messages(conversation.id, 1):
@@ -151,7 +154,7 @@ def ask_new(content, parent_id, conversation):
     elif parent_id is not None:
         # Again under the lock: it may have been deleted since.
         tree.message_in(conversation.id, parent_id, "parent_id", role="assistant")
-    earlier = messages.replayable_history(conversation.id, parent_id)
+    earlier = messages.branch_messages(conversation.id, parent_id)
     if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
         conversations.retitle(conversation.id, title_from(content))
     question = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
@@ -171,20 +174,21 @@ def ask_again(message_id, conversation):
     if named is None:
         raise NotFound()
     question = tree.question_of(named)
-    return question, messages.replayable_history(conversation.id, question.parent_id)
+    return question, messages.branch_messages(conversation.id, question.parent_id)
 
 
 def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots, *,
                   config, registry, language):
     """Store the user's message (or find it) and load everything the answer needs. The user
     message becomes the active branch's end; its answer will follow it there."""
-    question, earlier = ask(conversation)
+    question, branch = ask(conversation)
     conversations.move_current(conversation.id, question.id)
     messages.attach_siblings([question])
     db.session.commit()
     model = model or conversation.model
     wire = history.build_wire_messages(
-        system_prompt=conversation.system_prompt, history=earlier, new_content=question.content,
+        system_prompt=conversation.system_prompt,
+        history=[m for m in branch if m.status != "error"], new_content=question.content,
         model=model, max_tokens=conversation.max_tokens,
         tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
     exchange = Exchange(
@@ -192,7 +196,8 @@ def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, s
         temperature=conversation.temperature, max_tokens=conversation.max_tokens,
         thinking=conversation.thinking_enabled, wire=wire,
         tools=registry.functions if tools_enabled else None,
-        user_message=question, assistant_message_id=answer_id, user_id=user_id,
+        user_message=question, lineage=[question.id] + [m.id for m in reversed(branch)],
+        assistant_message_id=answer_id, user_id=user_id,
         language=language, slots=slots,
         started_at=max(utcnow(), question.created_at + timedelta(microseconds=1)))
     db.session.expunge(question)
@@ -357,10 +362,10 @@ def finish(exchange):
         db.session.rollback()
         message.sibling_ids = [message.id]
         return message
-    # The answer follows its question; if that was deleted meanwhile, the branch's end.
-    question_id = exchange.user_message.id
-    message.parent_id = (question_id if messages.still_there(question_id)
-                         else conversations.current_message_id(exchange.conversation_id))
+    # The answer follows its question; if that was deleted meanwhile, the nearest message the
+    # question followed that is still there, as the question's children did (never the end of
+    # another branch, whose history the answer would then join).
+    message.parent_id = messages.first_still_there(exchange.lineage)
     db.session.add(message)
     db.session.flush()
     # It ends the active branch unless the user moved on while it ran (another message sent).

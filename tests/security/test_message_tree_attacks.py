@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from ..simulator_client import wait_for
+from ..test_chat import parse_events
 from ..test_message_branches import URL, Chat, count_rows, reply
 
 
@@ -81,6 +82,65 @@ def test_ids_of_any_shape_are_refused_without_a_500(talk):
         response = talk.client.post(f"{URL}{path}/regenerate", headers=talk.headers, json={})
         assert response.status_code == 404, (path, response.json)
     assert count_rows(talk.id) == 2
+
+
+def test_an_answer_whose_question_is_deleted_meanwhile_stays_off_the_other_tabs_branch(talk):
+    """Tab one's question is deleted while its answer is written, after tab two moved the
+    active branch on: the answer follows what the question followed (as the question's
+    children would), never the end of tab two's branch, whose history the model is sent."""
+    talk.send(f"q0{reply('a0')}")
+    tab_one = talk.client.post(URL + "stream", headers=talk.headers, buffered=False, json={
+        "conversation_id": talk.id, "content": f"from tab one{reply('answer one')}"}).response
+    start = parse_events(next(iter(tab_one)).decode())[0][1]
+    talk.send(f"from tab two{reply('answer two')}")
+    deleted = talk.client.delete(URL + start["user_message"]["id"], headers=talk.headers)
+    assert deleted.status_code == 200
+
+    answer = parse_events(b"".join(tab_one).decode())[-1][1]["assistant_message"]
+    assert answer["content"] == "answer one"
+    assert answer["parent_id"] == talk.answers[f"q0{reply('a0')}"]
+    # Started before tab two's question was sent: the older of the two.
+    assert answer["sibling_ids"] == [answer["id"],
+                                     talk.said[f"from tab two{reply('answer two')}"]]
+    conversation = talk.conversation()
+    assert conversation["current_message_id"] == talk.answers[
+        f"from tab two{reply('answer two')}"]
+    assert conversation["message_count"] == count_rows(talk.id) == 5
+    talk.send("next")
+    assert talk.sent_to_model() == [f"q0{reply('a0')}", "a0",
+                                    f"from tab two{reply('answer two')}", "answer two", "next"]
+
+
+def test_an_answer_to_an_edit_deleted_meanwhile_is_not_appended_to_the_edited_branch(talk):
+    """The edit being answered is deleted: the active branch goes back to the old version,
+    and the edit's answer must not be appended to it as a second answer in a row."""
+    talk.send("q0")
+    talk.send("q1")
+    edit = talk.client.post(URL + "stream", headers=talk.headers, buffered=False, json={
+        "conversation_id": talk.id, "content": "q1 edited",
+        "parent_id": talk.answers["q0"]}).response
+    start = parse_events(next(iter(edit)).decode())[0][1]
+    talk.client.delete(URL + start["user_message"]["id"], headers=talk.headers)
+    assert talk.conversation()["current_message_id"] == talk.answers["q1"]
+
+    answer = parse_events(b"".join(edit).decode())[-1][1]["assistant_message"]
+    assert answer["parent_id"] == talk.answers["q0"]
+    assert [m["role"] for m in talk.branch()["items"]] == ["user", "assistant"] * 2
+    assert talk.conversation()["current_message_id"] == talk.answers["q1"]
+
+
+def test_an_answer_whose_question_and_its_parent_are_deleted_follows_the_next_one_up(talk):
+    talk.send("q0")
+    talk.send("q1")
+    tab = talk.client.post(URL + "stream", headers=talk.headers, buffered=False, json={
+        "conversation_id": talk.id, "content": "q2"}).response
+    start = parse_events(next(iter(tab)).decode())[0][1]
+    for message_id in (start["user_message"]["id"], talk.answers["q1"]):
+        assert talk.client.delete(URL + message_id, headers=talk.headers).status_code == 200
+    answer = parse_events(b"".join(tab).decode())[-1][1]["assistant_message"]
+    assert answer["parent_id"] == talk.said["q1"]
+    assert talk.conversation()["current_message_id"] == answer["id"]
+    assert talk.conversation()["message_count"] == count_rows(talk.id) == 4
 
 
 # Races on PostgreSQL: a second connection takes the row lock a change to the tree takes.
