@@ -5,10 +5,15 @@ send, a regeneration, a switch or an answer is under way; and what the tree look
 The races hold a real lock on PostgreSQL: another connection deletes (without committing yet)
 what a request is about to use, and commits once the request waits for it."""
 import os
+import random
 import threading
 
 import psycopg
 import pytest
+from sqlalchemy import select
+
+from chatapi.extensions import db
+from chatapi.models import Conversation, Message
 
 from ..simulator_client import wait_for
 from ..test_chat import parse_events
@@ -141,6 +146,95 @@ def test_an_answer_whose_question_and_its_parent_are_deleted_follows_the_next_on
     assert answer["parent_id"] == talk.said["q1"]
     assert talk.conversation()["current_message_id"] == answer["id"]
     assert talk.conversation()["message_count"] == count_rows(talk.id) == 4
+
+
+def stored_tree(conversation_id):
+    """({id: (parent_id, role, content)} of the conversation's messages, its row) as stored
+    now."""
+    db.session.expire_all()
+    messages = {row.id: (row.parent_id, row.role, row.content) for row in db.session.execute(
+        select(Message.id, Message.parent_id, Message.role, Message.content)
+        .where(Message.conversation_id == conversation_id))}
+    conversation = db.session.get(Conversation, conversation_id)
+    db.session.rollback()
+    return messages, conversation
+
+
+def path_up(messages, message_id):
+    """`message_id` and the messages it follows, up to its root; every parent must be a
+    message of the same conversation, and the walk must end (no cycle)."""
+    path = []
+    while message_id is not None:
+        assert message_id in messages, "a parent outside the conversation"
+        assert message_id not in path, "a cycle"
+        path.append(message_id)
+        message_id = messages[message_id][0]
+    return path
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_sequence_of_sends_edits_regenerations_switches_and_deletes_keeps_the_tree_whole(
+        chat_app, auth_headers, glm_simulator, seed):
+    """Random operations through the API (answers that fail among them); after each, the tree
+    has no cycle and no parent elsewhere, `message_count` counts its rows, the active branch
+    ends at one of its messages (none only when it is empty), and each answer was asked with
+    exactly its branch, failed answers left out."""
+    talk = Chat(chat_app(MESSAGE_RATE_LIMIT=None).test_client(), auth_headers, glm_simulator)
+    rng = random.Random(seed)
+    for step in range(40):
+        messages, conversation = stored_tree(talk.id)
+        ids = sorted(messages)
+        operation = rng.choice(["send", "send", "fail", "edit", "regenerate", "switch",
+                                "delete"] if ids else ["send"])
+        content = f"m{step}{reply(f'r{step}')}"
+        question = None
+        if operation == "send":
+            question = talk.send(content)["user_message"]["id"]
+        elif operation == "fail":
+            response = talk.client.post(URL, headers=talk.headers, json={
+                "conversation_id": talk.id, "content": f"m{step}[[http:400]]"})
+            assert response.status_code == 502, response.json
+            question = response.json["data"]["user_message"]["id"]
+        elif operation == "edit":
+            answers = [i for i in ids if messages[i][1] == "assistant"]
+            parent = rng.choice(answers + [None])
+            question = talk.send(content, parent_id=parent)["user_message"]["id"]
+        elif operation == "regenerate":
+            named = rng.choice(ids)
+            parent, role, _ = messages[named]
+            asked = named if role == "user" else parent
+            if asked is not None and messages[asked][1] != "user":
+                asked = None
+            response = talk.client.post(f"{URL}{named}/regenerate", headers=talk.headers)
+            if asked is None:
+                assert response.status_code == 422, response.json
+            else:
+                failing = "[[http:400]]" in messages[asked][2]
+                assert response.status_code == (502 if failing else 201), response.json
+                question = response.json["data"]["user_message"]["id"]
+        elif operation == "switch":
+            target = rng.choice(ids)
+            response = talk.switch(target)
+            assert response.status_code == 200, response.json
+            current = response.json["data"]["current_message_id"]
+            assert target in path_up(messages, current)
+            assert all(parent != current for parent, _, _ in messages.values())
+        else:
+            response = talk.client.delete(URL + rng.choice(ids), headers=talk.headers)
+            assert response.status_code == 200, response.json
+
+        messages, conversation = stored_tree(talk.id)
+        for message_id in messages:
+            path_up(messages, message_id)
+        assert conversation.message_count == len(messages)
+        current = conversation.current_message_id
+        assert (current in messages) if messages else current is None
+        active = talk.branch(limit=1000)
+        assert [m["id"] for m in active["items"]] == path_up(messages, current)[::-1]
+        if question is not None:
+            asked = talk.branch(leaf=question, limit=1000)["items"]
+            assert talk.sent_to_model() == [m["content"] for m in asked
+                                            if m["status"] != "error"]
 
 
 # Races on PostgreSQL: a second connection takes the row lock a change to the tree takes.
