@@ -148,6 +148,30 @@ def test_an_answer_whose_question_and_its_parent_are_deleted_follows_the_next_on
     assert talk.conversation()["message_count"] == count_rows(talk.id) == 4
 
 
+def test_two_regenerations_at_once_and_a_switch_meanwhile_store_both_and_keep_the_switch(talk):
+    talk.send("q0")
+    talk.send("q1")
+    first = talk.answers["q1"]
+    streams = []
+    for _ in range(2):
+        stream = talk.client.post(f"{URL}{first}/regenerate/stream", headers=talk.headers,
+                                  buffered=False).response
+        assert next(iter(stream)).startswith(b"event: start")
+        streams.append(stream)
+    assert talk.conversation()["current_message_id"] == talk.said["q1"]
+    # Lands on the newest stored descendant: the first answer (the others are not stored).
+    assert talk.switch(talk.said["q0"]).json["data"]["current_message_id"] == first
+    answers = [parse_events(b"".join(stream).decode())[-1][1]["assistant_message"]
+               for stream in reversed(streams)]
+    assert all(answer["parent_id"] == talk.said["q1"] for answer in answers)
+    # Siblings in the order the answers started.
+    assert talk.branch(leaf=answers[0]["id"])["items"][-1]["sibling_ids"] == [
+        first, answers[1]["id"], answers[0]["id"]]
+    conversation = talk.conversation()
+    assert conversation["current_message_id"] == first
+    assert conversation["message_count"] == count_rows(talk.id) == 6
+
+
 def stored_tree(conversation_id):
     """({id: (parent_id, role, content)} of the conversation's messages, its row) as stored
     now."""
@@ -360,3 +384,19 @@ def test_a_regeneration_sends_the_branch_as_a_delete_meanwhile_left_it(talk, riv
         f"{URL}{answer}/regenerate", headers=talk.headers, json={}))
     assert response.status_code == 201, response.json
     assert talk.sent_to_model() == [f"q1{reply('a1')}", f"q2{reply('a2')}"]
+
+
+def test_deleting_a_message_whose_parent_is_deleted_meanwhile_hands_its_children_up(talk, rival):
+    """The delete reads the message's parent again under the lock: its children follow the
+    parent it has now, not the one deleted meanwhile."""
+    talk.send("q1")
+    talk.send("q2")
+    talk.send("q3")
+    delete_message(rival, talk.id, talk.answers["q1"])
+    response = commit_when_blocked(rival, lambda: talk.client.delete(
+        URL + talk.said["q2"], headers=talk.headers))
+    assert response.status_code == 200, response.json
+    branch = talk.branch(leaf=talk.answers["q3"])["items"]
+    assert [m["id"] for m in branch] == [talk.said["q1"], talk.answers["q2"], talk.said["q3"],
+                                         talk.answers["q3"]]
+    assert talk.conversation()["message_count"] == count_rows(talk.id) == 4
