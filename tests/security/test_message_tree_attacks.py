@@ -400,3 +400,13 @@ def test_deleting_a_message_whose_parent_is_deleted_meanwhile_hands_its_children
     assert [m["id"] for m in branch] == [talk.said["q1"], talk.answers["q2"], talk.said["q3"],
                                          talk.answers["q3"]]
     assert talk.conversation()["message_count"] == count_rows(talk.id) == 4
+
+
+def test_a_rename_that_lands_while_the_first_message_waits_is_kept(talk, rival):
+    """The first message titles a conversation still titled 新会话 as stored when it is
+    sent, not as the request loaded it before waiting."""
+    rival.execute("UPDATE conversations SET title = 'renamed' WHERE id = %s", (talk.id,))
+    response = commit_when_blocked(rival, lambda: talk.client.post(
+        URL, headers=talk.headers, json={"conversation_id": talk.id, "content": "hello"}))
+    assert response.status_code == 201, response.json
+    assert talk.conversation()["title"] == "renamed"
