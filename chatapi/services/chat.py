@@ -42,6 +42,8 @@ class Exchange:
     wire: list
     tools: list | None
     user_message: Message
+    # The user message, then the messages it follows up to the root: where the answer goes.
+    lineage: list
     assistant_message_id: str
     user_id: int
     language: str
@@ -110,9 +112,9 @@ def begin(user_id, conversation_id, content, tools_enabled, parent_id=FOLLOW_BRA
 def begin_regeneration(user_id, message_id, tools_enabled, model, **setup):
     """Another answer to a stored user message (`message_id` is it, or an answer to it),
     stored beside the earlier ones; `model` instead of the conversation's, when given."""
-    question = tree.question_of(messages.get_owned(user_id, message_id))
-    conversation = conversations.get_owned(user_id, question.conversation_id)
-    return start(user_id, conversation, partial(ask_again, question.id), tools_enabled, model,
+    named = messages.get_owned(user_id, message_id)
+    conversation = conversations.get_owned(user_id, tree.question_of(named).conversation_id)
+    return start(user_id, conversation, partial(ask_again, named.id), tools_enabled, model,
                  **setup)
 
 
@@ -139,17 +141,20 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
 
 
 # Each `ask` runs under the conversation's lock (the first statement updates its row, which
-# locks the tree) and returns the user message to answer and the branch before it.
+# locks the tree) and returns the user message to answer and the branch before it (every
+# message of it, failed answers too, root first). A conversation deleted since it was looked
+# up is not found: it has no row left to lock.
 
 def ask_new(content, parent_id, conversation):
-    conversations.count_messages(conversation.id, 1)
+    if not conversations.count_messages(conversation.id, 1):
+        raise NotFound()
     if parent_id is FOLLOW_BRANCH:
         parent_id = tree.last_answer(conversation.id,
                                      conversations.current_message_id(conversation.id))
     elif parent_id is not None:
         # Again under the lock: it may have been deleted since.
         tree.message_in(conversation.id, parent_id, "parent_id", role="assistant")
-    earlier = messages.replayable_history(conversation.id, parent_id)
+    earlier = messages.branch_messages(conversation.id, parent_id)
     if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
         conversations.retitle(conversation.id, title_from(content))
     question = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
@@ -159,25 +164,31 @@ def ask_new(content, parent_id, conversation):
     return question, earlier
 
 
-def ask_again(question_id, conversation):
-    conversations.count_messages(conversation.id, 0)
-    question = db.session.scalar(select(Message).where(Message.id == question_id))
-    if question is None:
+def ask_again(message_id, conversation):
+    if not conversations.count_messages(conversation.id, 0):
         raise NotFound()
-    return question, messages.replayable_history(conversation.id, question.parent_id)
+    # Again under the lock, as stored now (not as loaded before): the message, its question
+    # or the question's place may have changed with a delete since.
+    named = db.session.scalar(select(Message).where(Message.id == message_id)
+                              .execution_options(populate_existing=True))
+    if named is None:
+        raise NotFound()
+    question = tree.question_of(named)
+    return question, messages.branch_messages(conversation.id, question.parent_id)
 
 
 def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots, *,
                   config, registry, language):
     """Store the user's message (or find it) and load everything the answer needs. The user
     message becomes the active branch's end; its answer will follow it there."""
-    question, earlier = ask(conversation)
+    question, branch = ask(conversation)
     conversations.move_current(conversation.id, question.id)
     messages.attach_siblings([question])
     db.session.commit()
     model = model or conversation.model
     wire = history.build_wire_messages(
-        system_prompt=conversation.system_prompt, history=earlier, new_content=question.content,
+        system_prompt=conversation.system_prompt,
+        history=[m for m in branch if m.status != "error"], new_content=question.content,
         model=model, max_tokens=conversation.max_tokens,
         tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
     exchange = Exchange(
@@ -185,7 +196,8 @@ def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, s
         temperature=conversation.temperature, max_tokens=conversation.max_tokens,
         thinking=conversation.thinking_enabled, wire=wire,
         tools=registry.functions if tools_enabled else None,
-        user_message=question, assistant_message_id=answer_id, user_id=user_id,
+        user_message=question, lineage=[question.id] + [m.id for m in reversed(branch)],
+        assistant_message_id=answer_id, user_id=user_id,
         language=language, slots=slots,
         started_at=max(utcnow(), question.created_at + timedelta(microseconds=1)))
     db.session.expunge(question)
@@ -350,10 +362,10 @@ def finish(exchange):
         db.session.rollback()
         message.sibling_ids = [message.id]
         return message
-    # The answer follows its question; if that was deleted meanwhile, the branch's end.
-    question_id = exchange.user_message.id
-    message.parent_id = (question_id if messages.still_there(question_id)
-                         else conversations.current_message_id(exchange.conversation_id))
+    # The answer follows its question; if that was deleted meanwhile, the nearest message the
+    # question followed that is still there, as the question's children did (never the end of
+    # another branch, whose history the answer would then join).
+    message.parent_id = messages.first_still_there(exchange.lineage)
     db.session.add(message)
     db.session.flush()
     # It ends the active branch unless the user moved on while it ran (another message sent).

@@ -5,7 +5,7 @@ from sqlalchemy import update as update_rows
 from ..errors import ApiError, NotFound
 from ..extensions import db
 from ..models import Conversation
-from ..models.conversation import ID_FORMAT
+from ..models.conversation import DEFAULT_TITLE, ID_FORMAT
 from ..models.text_search import contains_folded
 from ..models.timestamps import utcnow
 from . import tree
@@ -57,19 +57,20 @@ def update(conversation, fields):
     """Change the fields given; `current_message_id` switches branch, which (unlike a rename
     or a new setting) is not activity: `updated_at` stays."""
     switch_to = fields.pop("current_message_id", None)
-    if switch_to is not None:
-        tree.message_in(conversation.id, switch_to, "current_message_id")
+    # Under the lock from here: neither the conversation nor the message switched to can be
+    # deleted between the check and the write.
+    try:
+        if not lock(conversation.id):
+            raise NotFound()
+        if switch_to is not None:
+            tree.message_in(conversation.id, switch_to, "current_message_id")
+    except ApiError:
+        db.session.rollback()
+        raise
     for name, value in fields.items():
         setattr(conversation, name, value)
     db.session.flush()
     if switch_to is not None:
-        lock(conversation.id)
-        # Under the lock, from the message as it is now (a delete may have come between).
-        try:
-            tree.message_in(conversation.id, switch_to, "current_message_id")
-        except ApiError:
-            db.session.rollback()
-            raise
         move_current(conversation.id, tree.newest_descendant(conversation.id, switch_to))
     db.session.commit()
     db.session.refresh(conversation)
@@ -94,9 +95,11 @@ def count_messages(conversation_id, change, **also):
 
 
 def retitle(conversation_id, title):
-    """Set the title in the database itself (the loaded object may be stale)."""
+    """Set the title in the database itself while it is still the default there (the loaded
+    object may be stale: a rename may have come since)."""
     db.session.execute(
-        update_rows(Conversation).where(Conversation.id == conversation_id)
+        update_rows(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.title == DEFAULT_TITLE)
         .values(title=title).execution_options(synchronize_session=False))
 
 
@@ -105,10 +108,12 @@ def retitle(conversation_id, title):
 # held, so two changes to one conversation's tree never interleave.
 
 def lock(conversation_id):
-    """Take the lock a change to the tree takes, without counting it as activity."""
-    db.session.execute(
+    """Take the lock a change to the tree takes, without counting it as activity; False when
+    the conversation is gone."""
+    result = db.session.execute(
         update_rows(Conversation).where(Conversation.id == conversation_id)
         .values(updated_at=Conversation.updated_at).execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 def current_message_id(conversation_id):

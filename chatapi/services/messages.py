@@ -153,16 +153,23 @@ def delete(message):
     db.session.commit()
 
 
-def still_there(message_id):
-    return db.session.scalar(select(Message.id).where(Message.id == message_id)) is not None
+def first_still_there(message_ids, chunk=500):
+    """The first of `message_ids` still stored (None when none is): one query per `chunk`
+    ids, so the first one being there costs one query however long the list."""
+    for start in range(0, len(message_ids), chunk):
+        part = message_ids[start:start + chunk]
+        there = set(db.session.scalars(select(Message.id).where(Message.id.in_(part))))
+        for message_id in part:
+            if message_id in there:
+                return message_id
+    return None
 
 
-def replayable_history(conversation_id, leaf_id):
-    """What the model sees of earlier turns: the branch that ends at `leaf_id` (never a sibling
-    branch), but for failed answers, root first; nothing when `leaf_id` is None."""
+def branch_messages(conversation_id, leaf_id):
+    """The branch that ends at `leaf_id` (never a sibling branch), root first; nothing when
+    `leaf_id` is None."""
     if leaf_id is None:
         return []
     walk = tree.branch(conversation_id, leaf_id)
     return db.session.scalars(
-        select(Message).join(walk, walk.c.id == Message.id).where(Message.status != "error")
-        .order_by(walk.c.depth.desc())).all()
+        select(Message).join(walk, walk.c.id == Message.id).order_by(walk.c.depth.desc())).all()

@@ -75,11 +75,13 @@ def message_in(conversation_id, message_id, field, role=None):
 
 def question_of(message):
     """The user message an answer replies to (a user message is its own): what regenerating
-    `message` answers again."""
+    `message` answers again. Read as stored now, not as the session loaded it before: this
+    runs again under the tree's lock."""
     if message.role == "user":
         return message
     parent = None if message.parent_id is None else db.session.scalar(
-        select(Message).where(Message.id == message.parent_id))
+        select(Message).where(Message.id == message.parent_id)
+        .execution_options(populate_existing=True))
     if parent is None or parent.role != "user":
         raise ValidationFailed(details={"message_id": [
             "No user message comes before this answer."]})
