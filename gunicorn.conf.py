@@ -109,21 +109,35 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """gunicorn's own error answers speak the envelope; on SIGTERM, idle keep-alive
-    connections close, and streams that would outlive graceful_timeout are stored as
-    incomplete."""
+    """gunicorn's own error answers speak the envelope; the answers' ticker starts; on SIGTERM,
+    idle keep-alive connections close, and answers that would outlive graceful_timeout are
+    stored as incomplete (interrupted)."""
     import signal
 
     from chatapi import gunicorn_errors
-    from chatapi.lifecycle import end_answers_before
+    from chatapi.lifecycle import end_answers_before, tick_always
 
     gunicorn_errors.install()
+    tick_always()
 
     stop_accepting = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):
         stop_accepting(signum, frame)
         worker.close_idle_connections()
-        end_answers_before(worker.cfg.graceful_timeout)
+        worker.chatapi_answers_deadline = end_answers_before(worker.cfg.graceful_timeout)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def worker_exit(server, worker):
+    """Answers run without a request: a worker that has stopped serving waits for them (to the
+    graceful deadline) before it exits, and stores what the rest have."""
+    import time
+
+    from chatapi.lifecycle import SPARE_SECONDS, end_answers_at_exit
+
+    deadline = getattr(worker, "chatapi_answers_deadline", None)
+    if deadline is None:
+        deadline = time.monotonic() + max(0.0, worker.cfg.graceful_timeout - SPARE_SECONDS)
+    end_answers_at_exit(deadline)

@@ -204,6 +204,11 @@ class Config:
             "COMPUTE_MEMORY_MB": env_int("COMPUTE_MEMORY_MB", 512),
             "COMPUTE_PER_USER": env_int("COMPUTE_PER_USER", 1),
             "SSE_PING_SECONDS": env_float("SSE_PING_SECONDS", 15.0),
+            # Unset: an answer nobody listens to runs to its end; 0: it stops at once.
+            "STOP_AFTER_DISCONNECT_SECONDS": env_float("STOP_AFTER_DISCONNECT_SECONDS", None),
+            "RESUME_TTL_SECONDS": env_float("RESUME_TTL_SECONDS", 600.0),
+            "ANSWER_HEARTBEAT_SECONDS": env_float("ANSWER_HEARTBEAT_SECONDS", 5.0),
+            "ANSWER_REAP_AFTER_SECONDS": env_float("ANSWER_REAP_AFTER_SECONDS", 30.0),
             "LOGIN_FAILURE_LIMIT": env_rate_limit("LOGIN_FAILURE_LIMIT", "10 per 5 minutes"),
             "LOGIN_ADDRESS_FAILURE_LIMIT": env_rate_limit("LOGIN_ADDRESS_FAILURE_LIMIT",
                                                           "50 per 5 minutes"),

@@ -60,10 +60,13 @@ class Connection:
         return not readable
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        # shutdown first: a read blocked on this socket in another thread (not only another
+        # greenlet) ends now; close alone would leave it waiting for the server.
+        for end in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self.sock.close):
+            try:
+                end()
+            except OSError:
+                pass
 
 
 class BodyStream(httpx.SyncByteStream):

@@ -16,6 +16,7 @@ TEXTS = {
     "conversation_updated": ("会话更新成功", "Conversation updated"),
     "conversation_deleted": ("会话删除成功", "Conversation deleted"),
     "message_deleted": ("消息删除成功", "Message deleted"),
+    "answer_stopped": ("回答已停止", "Answer stopped"),
     # one default text per error code
     "bad_request": ("请求体不是有效的 JSON 对象", "The request body is not a valid JSON object"),
     "unauthorized": ("未登录或令牌无效", "Missing or invalid token"),
@@ -45,6 +46,8 @@ TEXTS = {
     "too_many_answers": ("同时进行中的回答过多，请等待当前回答结束",
                          "Too many answers in progress; wait for one to finish"),
     "database_unavailable": ("数据库不可用", "The database is unavailable"),
+    "answer_interrupted": ("回答被中断：处理它的服务进程已停止",
+                           "The answer was interrupted: the process writing it stopped"),
     "too_many_tool_calls": ("本轮工具调用次数超过上限，此调用未执行",
                             "Too many tool calls in one round: this one was not run"),
     "computation_timeout": ("工具计算超时，已被终止",

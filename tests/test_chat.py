@@ -35,14 +35,17 @@ def stream(chat, headers, conversation_id, content, **extra):
     return parse_events(response.get_data(as_text=True))
 
 
-def parse_events(body):
-    events = []
+def parse_events(body, first_id=1):
+    """(kind, data) per event; their `id:` lines must count up from `first_id`, one by one."""
+    events, ids = [], []
     for block in body.split("\n\n"):
         if not block.strip() or block.startswith(":"):
             continue
-        kind_line, data_line = block.split("\n")
+        id_line, kind_line, data_line = block.split("\n")
+        ids.append(int(id_line.removeprefix("id: ")))
         events.append((kind_line.removeprefix("event: "),
                        json.loads(data_line.removeprefix("data: "))))
+    assert ids == list(range(first_id, first_id + len(ids))), ids
     return events
 
 

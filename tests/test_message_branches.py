@@ -317,23 +317,27 @@ def test_an_answer_without_a_question_before_it_cannot_be_regenerated(settled):
 
 
 def test_a_message_sent_while_an_answer_is_written_becomes_its_questions_sibling(talk):
-    """Two tabs: the first one's answer is under way (its stream has started) when the second
-    tab sends; the second message follows the branch's last answer, not the question being
+    """Two tabs: the first one's answer is under way (`in_progress`) when the second tab sends;
+    the second message follows the branch's last finished answer, not the question being
     answered, and both answers are stored as their own questions' children."""
     talk.send("q1")
     first_tab = talk.client.post(URL + "stream", headers=talk.headers, buffered=False, json={
-        "conversation_id": talk.id, "content": "from tab one"})
-    events = first_tab.response
-    assert next(iter(events)).startswith(b"event: start")
+        "conversation_id": talk.id, "content": "from tab one[[stall:600]]"})
+    events = iter(first_tab.response)
+    start = parse_events(next(events).decode())[0][1]
     second = talk.send("from tab two")
-    first_body = b"".join(events).decode()
-    first_answer = parse_events(first_body)[-1][1]["assistant_message"]
-    first_question = first_answer["parent_id"]
+    stopped = talk.client.post(f"{URL}{start['assistant_message_id']}/stop",
+                               headers=talk.headers)
+    assert stopped.status_code == 200, stopped.json
+    first_answer = parse_events(b"".join(events).decode(), first_id=2)[-1][1]["assistant_message"]
+    first_tab.close()
 
+    assert first_answer["parent_id"] == start["user_message"]["id"]
+    assert first_answer["status"] == "incomplete" and first_answer["finish_reason"] == "stopped"
     assert second["user_message"]["parent_id"] == talk.answers["q1"]
-    assert second["user_message"]["sibling_ids"] == [first_question,
+    assert second["user_message"]["sibling_ids"] == [start["user_message"]["id"],
                                                      second["user_message"]["id"]]
-    # The user moved on while the first answer was written: the active branch is tab two's.
+    # The second tab's message ends the active branch: it was sent last.
     assert talk.conversation()["current_message_id"] == second["assistant_message"]["id"]
-    assert contents(talk.branch(leaf=first_answer["id"]))[-2] == "from tab one"
+    assert contents(talk.branch(leaf=first_answer["id"]))[-2] == "from tab one[[stall:600]]"
     assert talk.conversation()["message_count"] == 6

@@ -1,10 +1,12 @@
-from flask import Response, current_app, stream_with_context
+from flask import current_app, request
 from flask_jwt_extended import current_user
 
 from ..language import request_language
 from ..schemas.envelope import envelope
-from ..schemas.messages import (ExchangeSchema, MessageListQuerySchema, MessagePageSchema,
-                                RegenerateSchema, SendMessageSchema)
+from ..errors import ValidationFailed
+from ..schemas.messages import (ExchangeSchema, FollowQuerySchema, MessageListQuerySchema,
+                                MessagePageSchema, MessageSchema, RegenerateSchema,
+                                SendMessageSchema, StoppedSchema)
 from ..services import chat, messages
 from ..texts import say
 from . import sse
@@ -12,20 +14,17 @@ from .blueprint import Blueprint
 from .security import login_required
 from .tools import tool_context
 
-STREAM_RESPONSE = {"description": "Server-Sent Events: start, thinking, text, tool_call, "
-                                  "tool_result, then done or error",
-                   "content": {"text/event-stream": {"schema": sse.EVENT_SCHEMA}}}
-
 blp = Blueprint("messages", __name__, url_prefix="/api/messages",
                 description="Messages and answers from GLM")
 
 
 def exchange_setup():
     """What every exchange is started with, beside what the request says."""
+    language = request_language()
     return {"config": current_app.config, "registry": current_app.extensions["chatapi.tools"],
             "limiter": current_app.extensions["chatapi.rate_limiter"],
             "slots": current_app.extensions["chatapi.answer_slots"],
-            "language": request_language()}
+            "language": language, "on_open": answers().opener(language)}
 
 
 def begin_exchange(body):
@@ -72,7 +71,7 @@ def send_message(body):
 @login_required
 @blp.errors(404, 429)
 @blp.arguments(SendMessageSchema)
-@blp.doc(responses={200: STREAM_RESPONSE})
+@blp.doc(responses={200: sse.STREAM_RESPONSE})
 def stream_message(body):
     """Send a message and stream the model's answer as Server-Sent Events"""
     return streamed_answer(begin_exchange(body))
@@ -92,7 +91,7 @@ def regenerate(body, message_id):
 @login_required
 @blp.errors(404, 429)
 @blp.arguments(RegenerateSchema, required=False)
-@blp.doc(responses={200: STREAM_RESPONSE})
+@blp.doc(responses={200: sse.STREAM_RESPONSE})
 def regenerate_stream(body, message_id):
     """Answer a user message again, streamed as Server-Sent Events"""
     return streamed_answer(begin_regeneration(message_id, body))
@@ -101,21 +100,77 @@ def regenerate_stream(body, message_id):
 def whole_answer(exchange):
     """201 with both messages once the answer is stored; when the model failed, its error with
     both messages (the partial answer stored) in `data`."""
-    error = chat.run_to_end(exchange_runner(exchange))
-    if error is not None:
-        exchange.fail(error)
-    both = {"user_message": exchange.user_message, "assistant_message": chat.finish(exchange)}
-    if error is not None:
-        error.data = ExchangeSchema().dump(both)
-        raise error
+    job = start_answer(exchange)
+    job.attach()
+    try:
+        job.wait()
+    finally:
+        job.detach()
+    if job.unstored is not None:
+        raise job.unstored
+    both = {"user_message": exchange.user_message,
+            "assistant_message": messages.answer_as_stored(job.id)}
+    if job.failure is not None:
+        job.failure.data = ExchangeSchema().dump(both)
+        raise job.failure
     return {"data": both}
 
 
 def streamed_answer(exchange):
-    events = sse.relay(exchange, exchange_runner(exchange), chat.finish,
-                       current_app.config["SSE_PING_SECONDS"])
-    return Response(stream_with_context(events), mimetype="text/event-stream",
-                    headers=sse.HEADERS)
+    job = start_answer(exchange)
+    return sse.response(job.follow(0, current_app.config["SSE_PING_SECONDS"]))
+
+
+def start_answer(exchange):
+    return answers().start(exchange, exchange_runner(exchange), {
+        "user_message": MessageSchema().dump(exchange.user_message),
+        "assistant_message_id": exchange.assistant_message_id})
+
+
+def answers():
+    return current_app.extensions["chatapi.answers"]
+
+
+@blp.route("/<message_id>/stream", methods=["GET"])
+@login_required
+@blp.errors(404)
+@blp.arguments(FollowQuerySchema, location="query")
+@blp.doc(parameters=[{"in": "header", "name": "Last-Event-ID", "required": False,
+                      "schema": {"type": "integer", "minimum": 0},
+                      "description": "send the events after this one"}],
+         responses={200: sse.STREAM_RESPONSE})
+def follow_answer(query, message_id):
+    """Re-attach to an answer's events: those after Last-Event-ID, then live to its end"""
+    answer = messages.answer_owned(current_user.id, message_id)
+    after = query.get("after", last_event_id(request.headers.get("Last-Event-ID")))
+    ping_seconds = current_app.config["SSE_PING_SECONDS"]
+    job = answers().local(answer.id)
+    if job is not None:
+        return sse.response(job.follow(after, ping_seconds))
+    return sse.response(answers().follow_stored(answer.id, after, ping_seconds,
+                                                request_language()))
+
+
+def last_event_id(header):
+    if header is None:
+        return 0
+    if not header.isascii() or not header.strip().isdigit() or int(header) > 2**31 - 1:
+        raise ValidationFailed(details={"Last-Event-ID": [
+            "Must be a non-negative integer: the id of the last event received."]})
+    return int(header)
+
+
+@blp.route("/<message_id>/stop", methods=["POST"])
+@login_required
+@blp.errors(404)
+@blp.response(200, envelope(StoppedSchema))
+def stop_answer(message_id):
+    """Stop an answer wherever it runs; its text so far is kept"""
+    answer = messages.answer_owned(current_user.id, message_id)
+    if answer.status == "in_progress":
+        answers().stop(answer.id)
+    return {"message": say("answer_stopped", request_language()),
+            "data": {"message": messages.answer_as_stored(answer.id)}}
 
 
 @blp.route("/<message_id>", methods=["DELETE"])
@@ -123,6 +178,9 @@ def streamed_answer(exchange):
 @blp.errors(404)
 @blp.response(200, envelope())
 def delete_message(message_id):
-    """Delete a message"""
-    messages.delete(messages.get_owned(current_user.id, message_id))
+    """Delete a message (an answer being written is stopped first)"""
+    message = messages.get_owned(current_user.id, message_id)
+    if message.status == "in_progress":
+        answers().stop(message.id)
+    messages.delete(message)
     return {"message": say("message_deleted", request_language())}

@@ -1,6 +1,7 @@
+from .answer_job import AnswerEvent, AnswerJob
 from .conversation import Conversation
 from .message import Message
 from .revoked_token import RevokedToken
 from .user import User
 
-__all__ = ["Conversation", "Message", "RevokedToken", "User"]
+__all__ = ["AnswerEvent", "AnswerJob", "Conversation", "Message", "RevokedToken", "User"]

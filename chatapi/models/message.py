@@ -55,6 +55,8 @@ class Message(db.Model):
     tool_calls = mapped_column(JSONDocument, nullable=False, default=list)
     status: Mapped[str] = mapped_column(String(16), default="completed")
     error: Mapped[str | None] = mapped_column(Text)
+    # The machine code of an answer's failure (`upstream_error`, `answer_interrupted`, ...).
+    error_code: Mapped[str | None] = mapped_column(String(32))
     model: Mapped[str | None] = mapped_column(String(64))
     finish_reason: Mapped[str | None] = mapped_column(String(32))
     usage = mapped_column(JSONDocument)

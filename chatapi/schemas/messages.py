@@ -33,6 +33,11 @@ class RegenerateSchema(BaseSchema):
         must_be_configured(value)
 
 
+class FollowQuerySchema(BaseSchema):
+    after = fields.Integer(strict=False, validate=validate.Range(0, 2**31 - 1), metadata={
+        "description": "send the events after this one (as the Last-Event-ID header does)"})
+
+
 class MessageListQuerySchema(BaseSchema):
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     before = fields.String(validate=validate.Length(1, 64),
@@ -70,8 +75,11 @@ class MessageSchema(OutputSchema):
     content = fields.String()
     reasoning_content = fields.String(allow_none=True)
     tool_calls = fields.List(fields.Nested(ToolCallRecordSchema))
-    status = fields.String(metadata={"enum": ["completed", "incomplete", "error"]})
+    status = fields.String(metadata={"enum": ["completed", "incomplete", "error",
+                                              "in_progress"]})
     error = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True, metadata={
+        "description": "the machine code of the answer's failure; null otherwise"})
     model = fields.String(allow_none=True)
     finish_reason = fields.String(allow_none=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
@@ -82,6 +90,10 @@ class MessagePageSchema(OutputSchema):
     items = fields.List(fields.Nested(MessageSchema))
     total = fields.Integer()
     has_more = fields.Boolean()
+
+
+class StoppedSchema(OutputSchema):
+    message = fields.Nested(MessageSchema)
 
 
 class ExchangeSchema(OutputSchema):

@@ -1,9 +1,9 @@
-"""One exchange with GLM: store the user's message, ask the model (running tools it calls),
-store the answer once at the end — completed, incomplete or error."""
+"""One exchange with GLM: store the user's message and the answer's row (`in_progress`), ask
+the model (running tools it calls), store the answer at the end — completed, incomplete or
+error. services/answers.py runs it as a job of its own."""
 import logging
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -11,7 +11,7 @@ from functools import partial
 from sqlalchemy import select
 
 from .. import strict_json
-from ..errors import ApiError, NotFound, RateLimited, UpstreamError, api_error_for
+from ..errors import CODE_BY_STATUS, ApiError, NotFound, RateLimited, UpstreamError
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
 from ..models import Message
@@ -24,8 +24,12 @@ from . import answer_slots, conversations, history, messages, tree
 log = logging.getLogger(__name__)
 
 TITLE_CHARS = 30
-# Answers being written in this process, so a shutting-down worker can end them in time.
-LIVE = weakref.WeakSet()
+# Why an answer was ended before the model finished: its finish_reason, and the code of its
+# last event when that is an error (docs/API.md §4, "How answers end").
+STOPPED, DISCONNECTED, INTERRUPTED = "stopped", "disconnected", "interrupted"
+ERROR_CODE_OF = {INTERRUPTED: "answer_interrupted"}
+# How soon a stop is seen while a tool runs.
+TOOL_STOP_POLL_SECONDS = 0.05
 
 
 @dataclass(eq=False)
@@ -42,8 +46,6 @@ class Exchange:
     wire: list
     tools: list | None
     user_message: Message
-    # The user message, then the messages it follows up to the root: where the answer goes.
-    lineage: list
     assistant_message_id: str
     user_id: int
     language: str
@@ -58,16 +60,22 @@ class Exchange:
     finish_reason: str | None = None
     status: str = "completed"
     error: str | None = None
+    error_code: str | None = None
     cancelled: bool = False
+    stop_reason: str | None = None
     stream: object = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def cancel(self):
-        """The client went away or the worker is stopping: hang up on the provider now and
-        keep what arrived."""
+    def cancel(self, reason=STOPPED):
+        """Stopped, nobody listening, or the worker is going: hang up on the provider now, give
+        up a running tool and keep what arrived. The first reason given is the one kept."""
         with self.lock:
+            if self.cancelled:
+                return
             self.cancelled = True
+            self.stop_reason = reason
             self.status = "incomplete"
+            self.error_code = ERROR_CODE_OF.get(reason)
             if self.stream is not None:
                 self.stream.close()
 
@@ -85,6 +93,7 @@ class Exchange:
     def fail(self, error):
         if not self.cancelled:
             self.status = "error"
+            self.error_code = CODE_BY_STATUS[error.status]
             self.error = say(error.text_key, self.language)
             if error.details and error.details.get("provider_message"):
                 self.error += f": {error.details['provider_message']}"
@@ -104,7 +113,7 @@ def begin(user_id, conversation_id, content, tools_enabled, parent_id=FOLLOW_BRA
     message) and its answer. `setup`: see `start`."""
     conversation = conversations.get_owned(user_id, conversation_id)
     if parent_id is not FOLLOW_BRANCH and parent_id is not None:
-        tree.message_in(conversation.id, parent_id, "parent_id", role="assistant")
+        tree.answer_to_follow(conversation.id, parent_id)
     return start(user_id, conversation, partial(ask_new, content, parent_id), tools_enabled,
                  None, **setup)
 
@@ -119,7 +128,7 @@ def begin_regeneration(user_id, message_id, tools_enabled, model, **setup):
 
 
 def start(user_id, conversation, ask, tools_enabled, model, *, config, registry, limiter,
-          slots, language):
+          slots, language, on_open):
     """Check the user's limits, let `ask` store (or find) the user message and prepare the
     answer, whose texts are written in `language`. Refused (429) before anything is
     stored."""
@@ -132,7 +141,8 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
         slots.acquire(user_id, answer_id, config["MAX_CONCURRENT_ANSWERS"])
     try:
         return open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots,
-                             config=config, registry=registry, language=language)
+                             config=config, registry=registry, language=language,
+                             on_open=on_open)
     except BaseException:
         db.session.rollback()
         if slots is not None:
@@ -146,14 +156,14 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
 # up is not found: it has no row left to lock.
 
 def ask_new(content, parent_id, conversation):
-    if not conversations.count_messages(conversation.id, 1):
+    if not conversations.count_messages(conversation.id, 2):
         raise NotFound()
     if parent_id is FOLLOW_BRANCH:
         parent_id = tree.last_answer(conversation.id,
                                      conversations.current_message_id(conversation.id))
     elif parent_id is not None:
         # Again under the lock: it may have been deleted since.
-        tree.message_in(conversation.id, parent_id, "parent_id", role="assistant")
+        tree.answer_to_follow(conversation.id, parent_id)
     earlier = messages.branch_messages(conversation.id, parent_id)
     if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
         conversations.retitle(conversation.id, title_from(content))
@@ -165,7 +175,7 @@ def ask_new(content, parent_id, conversation):
 
 
 def ask_again(message_id, conversation):
-    if not conversations.count_messages(conversation.id, 0):
+    if not conversations.count_messages(conversation.id, 1):
         raise NotFound()
     # Again under the lock, as stored now (not as loaded before): the message, its question
     # or the question's place may have changed with a delete since.
@@ -178,17 +188,26 @@ def ask_again(message_id, conversation):
 
 
 def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots, *,
-                  config, registry, language):
-    """Store the user's message (or find it) and load everything the answer needs. The user
-    message becomes the active branch's end; its answer will follow it there."""
+                  config, registry, language, on_open):
+    """Store the user's message (or find it) and the answer's row, `in_progress`, which ends
+    the active branch; load everything the answer needs. `on_open(answer_id)` adds what else
+    must be stored with them (the job's row). A question deleted while its answer is written
+    hands the answer, as any child, to what it followed (messages.delete)."""
     question, branch = ask(conversation)
-    conversations.move_current(conversation.id, question.id)
+    model = model or conversation.model
+    started_at = max(utcnow(), question.created_at + timedelta(microseconds=1))
+    db.session.add(Message(id=answer_id, conversation_id=conversation.id, role="assistant",
+                           content="", status="in_progress", tool_calls=[], model=model,
+                           parent_id=question.id, created_at=started_at))
+    on_open(answer_id)
+    db.session.flush()
+    conversations.move_current(conversation.id, answer_id)
     messages.attach_siblings([question])
     db.session.commit()
-    model = model or conversation.model
     wire = history.build_wire_messages(
         system_prompt=conversation.system_prompt,
-        history=[m for m in branch if m.status != "error"], new_content=question.content,
+        history=[m for m in branch if m.status not in ("error", "in_progress")],
+        new_content=question.content,
         model=model, max_tokens=conversation.max_tokens,
         tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
     exchange = Exchange(
@@ -196,21 +215,12 @@ def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, s
         temperature=conversation.temperature, max_tokens=conversation.max_tokens,
         thinking=conversation.thinking_enabled, wire=wire,
         tools=registry.functions if tools_enabled else None,
-        user_message=question, lineage=[question.id] + [m.id for m in reversed(branch)],
-        assistant_message_id=answer_id, user_id=user_id,
-        language=language, slots=slots,
-        started_at=max(utcnow(), question.created_at + timedelta(microseconds=1)))
+        user_message=question, assistant_message_id=answer_id, user_id=user_id,
+        language=language, slots=slots, started_at=started_at)
     db.session.expunge(question)
     # Release the connection before the model is asked: a stream may last minutes.
     db.session.close()
-    LIVE.add(exchange)
     return exchange
-
-
-def cancel_live_exchanges():
-    """End every answer of this process now; each is stored as `incomplete`."""
-    for exchange in list(LIVE):
-        exchange.cancel()
 
 
 def run(exchange, glm, registry, tool_context, max_rounds, limiter):
@@ -218,6 +228,8 @@ def run(exchange, glm, registry, tool_context, max_rounds, limiter):
     ApiError when the provider fails; the exchange keeps the partial answer. The tools the
     model runs count in the user's tool budget (TOOL_RATE_LIMIT), as direct runs do."""
     for round_number in range(max_rounds + 1):
+        if exchange.cancelled:
+            return
         offered = exchange.tools if round_number < max_rounds else None
         round_text, calls = [], []
         stream = glm.stream_chat(
@@ -255,7 +267,8 @@ def run(exchange, glm, registry, tool_context, max_rounds, limiter):
                                 "arguments": arguments if arguments is not None else {}}
             admit = partial(admit_tool_run, limiter, tool_context.config, exchange.user_id,
                             position)
-            record = run_tool(registry, tool_context, call, arguments, problem, admit)
+            record = unless_stopped(exchange, call, arguments, partial(
+                run_tool, registry, tool_context, call, arguments, problem, admit))
             exchange.tool_calls.append(record)
             yield "tool_result", {key: record[key] for key in
                                   ("id", "name", "result", "status", "duration_ms")}
@@ -263,6 +276,29 @@ def run(exchange, glm, registry, tool_context, max_rounds, limiter):
                                   "content": history.tool_result_text(
                                       record["result"],
                                       tool_context.config["TOOL_RESULT_MAX_CHARS"])})
+
+
+def unless_stopped(exchange, call, arguments, run_one_tool):
+    """The tool's record; or, when the answer is stopped while the tool runs, the tool given up
+    (it ends unheard in its own thread) and recorded as the error result "stopped"."""
+    started = time.perf_counter()
+    outcome = {}
+    finished = threading.Event()
+
+    def run_it():
+        try:
+            outcome["record"] = run_one_tool()
+        finally:
+            finished.set()
+
+    threading.Thread(target=run_it, daemon=True).start()
+    while not finished.wait(TOOL_STOP_POLL_SECONDS):
+        if exchange.cancelled:
+            return {"id": call.id, "name": call.name,
+                    "arguments": arguments if arguments is not None else {},
+                    "result": "stopped", "status": "error",
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+    return outcome["record"]
 
 
 def until_cancelled(exchange, stream):
@@ -273,16 +309,6 @@ def until_cancelled(exchange, stream):
     except ApiError:
         if not exchange.cancelled:
             raise
-
-
-def run_to_end(run_exchange):
-    """Drain an exchange that nobody streams; its failure, if any, comes back as an ApiError."""
-    try:
-        for _ in run_exchange():
-            pass
-    except Exception as error:  # every failure must end as a stored answer
-        return api_error_for(error)
-    return None
 
 
 def record_finish(exchange, finish):
@@ -347,29 +373,27 @@ def run_tool(registry, tool_context, call, arguments, problem, admit):
 
 
 def finish(exchange):
-    """Write the answer once, in one short transaction; the conversation follows."""
-    LIVE.discard(exchange)
+    """Write the answer's end into its row; the caller commits. The message as stored, or, when
+    it was deleted meanwhile (its conversation perhaps), as it would have been."""
     exchange.release_slot()
-    message = Message(
-        id=exchange.assistant_message_id, conversation_id=exchange.conversation_id,
-        role="assistant", content="".join(exchange.text),
-        reasoning_content="".join(exchange.reasoning) or None,
-        tool_calls=exchange.tool_calls, status=exchange.status, error=exchange.error,
-        model=exchange.model, finish_reason=exchange.finish_reason, usage=exchange.usage,
-        created_at=exchange.started_at)
-    if not conversations.count_messages(exchange.conversation_id, 1):
-        log.info("conversation %s was deleted during its answer", exchange.conversation_id)
-        db.session.rollback()
+    values = {"content": "".join(exchange.text),
+              "reasoning_content": "".join(exchange.reasoning) or None,
+              "tool_calls": exchange.tool_calls, "status": exchange.status,
+              "error": exchange.error, "error_code": exchange.error_code,
+              "model": exchange.model, "usage": exchange.usage,
+              "finish_reason": exchange.stop_reason or exchange.finish_reason}
+    message = db.session.scalar(select(Message).where(
+        Message.id == exchange.assistant_message_id))
+    if message is None:
+        log.info("answer %s was deleted while it was written", exchange.assistant_message_id)
+        message = Message(id=exchange.assistant_message_id, role="assistant",
+                          conversation_id=exchange.conversation_id,
+                          parent_id=exchange.user_message.id, created_at=exchange.started_at,
+                          **values)
         message.sibling_ids = [message.id]
         return message
-    # The answer follows its question; if that was deleted meanwhile, the nearest message the
-    # question followed that is still there, as the question's children did (never the end of
-    # another branch, whose history the answer would then join).
-    message.parent_id = messages.first_still_there(exchange.lineage)
-    db.session.add(message)
+    for name, value in values.items():
+        setattr(message, name, value)
     db.session.flush()
-    # It ends the active branch unless the user moved on while it ran (another message sent).
-    conversations.move_current_from(exchange.conversation_id, message.parent_id, message.id)
     messages.attach_siblings([message])
-    db.session.commit()
     return message

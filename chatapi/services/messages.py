@@ -129,6 +129,24 @@ def get_owned(user_id, message_id):
     return message
 
 
+def answer_owned(user_id, message_id):
+    """The caller's answer `message_id`: 404 as get_owned, 422 for a user message."""
+    message = get_owned(user_id, message_id)
+    if message.role != "assistant":
+        raise ValidationFailed(details={"message_id": [
+            "A user message has no answer of its own here: name the answer."]})
+    return message
+
+
+def answer_as_stored(answer_id):
+    """The answer as its row is now (after its writer stored it), with its siblings."""
+    db.session.expire_all()
+    message = db.session.scalar(select(Message).where(Message.id == answer_id))
+    if message is None:
+        raise NotFound()
+    return attach_siblings([message])[0]
+
+
 def delete(message):
     """Remove one message: its children follow its parent (a chain may then hold two messages
     of one role in a row), and if it ended the active branch, its parent's newest descendant
@@ -151,18 +169,6 @@ def delete(message):
         conversations.move_current(message.conversation_id,
                                    tree.newest_descendant(message.conversation_id, parent_id))
     db.session.commit()
-
-
-def first_still_there(message_ids, chunk=500):
-    """The first of `message_ids` still stored (None when none is): one query per `chunk`
-    ids, so the first one being there costs one query however long the list."""
-    for start in range(0, len(message_ids), chunk):
-        part = message_ids[start:start + chunk]
-        there = set(db.session.scalars(select(Message.id).where(Message.id.in_(part))))
-        for message_id in part:
-            if message_id in there:
-                return message_id
-    return None
 
 
 def branch_messages(conversation_id, leaf_id):

@@ -50,14 +50,16 @@ def newest_descendant(conversation_id, message_id):
 
 def last_answer(conversation_id, leaf_id):
     """The last assistant message of the branch ending at `leaf_id` (None when it has none):
-    what a message sent without `parent_id` follows. An answer still being written is not
-    stored yet, so a message sent meanwhile becomes a sibling of the one being answered."""
+    what a message sent without `parent_id` follows. An answer still being written
+    (`in_progress`) is passed over, so a message sent meanwhile becomes a sibling of the one
+    being answered."""
     if leaf_id is None:
         return None
     walk = branch(conversation_id, leaf_id)
     return db.session.scalar(
         select(Message.id).join(walk, walk.c.id == Message.id)
-        .where(Message.role == "assistant").order_by(walk.c.depth.asc()).limit(1))
+        .where(Message.role == "assistant", Message.status != "in_progress")
+        .order_by(walk.c.depth.asc()).limit(1))
 
 
 def message_in(conversation_id, message_id, field, role=None):
@@ -71,6 +73,16 @@ def message_in(conversation_id, message_id, field, role=None):
         what = "an assistant message" if role == "assistant" else "a message"
         raise ValidationFailed(details={field: [f"Not {what} of this conversation."]})
     return message
+
+
+def answer_to_follow(conversation_id, message_id):
+    """The answer a new user message may follow: an assistant message of this conversation,
+    finished (a half-written answer is no history to follow), or a 422 naming `parent_id`."""
+    answer = message_in(conversation_id, message_id, "parent_id", role="assistant")
+    if answer.status == "in_progress":
+        raise ValidationFailed(details={"parent_id": [
+            "That answer is still being written: follow it once it has ended."]})
+    return answer
 
 
 def question_of(message):

@@ -154,7 +154,7 @@ def test_a_stream_whose_final_write_meets_a_stopped_database_ends_with_an_error_
     for piece in response.response:
         body.append(piece.decode() if isinstance(piece, bytes) else piece)
         if len(body) == 1:
-            assert body[0].startswith("event: start")
+            assert "\nevent: start\n" in body[0]
             private_postgres.stop()
     response.close()
     events = parse_events("".join(body))

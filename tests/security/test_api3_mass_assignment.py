@@ -170,7 +170,7 @@ def stream_message(ctx):
         "content": "[[reply:fine]]"})
     assert response.status_code == 200
     last = response.get_data(as_text=True).strip().split("\n\n")[-1]
-    assert last.startswith("event: done\n"), last
+    assert last.split("\n")[1] == "event: done", last
     assert_message_stored_as_sent(ctx, conversation_id)
 
 
@@ -189,7 +189,7 @@ def regenerate(ctx, suffix=""):
     body = response.get_data(as_text=True)
     assert response.status_code == (200 if suffix else 201), body
     if suffix:
-        assert body.strip().split("\n\n")[-1].startswith("event: done\n"), body
+        assert body.strip().split("\n\n")[-1].split("\n")[1] == "event: done", body
     stored = ctx_messages(conversation_id)
     assert [(m.role, m.status, m.content) for m in stored] == [
         ("user", "completed", "[[reply:fine]]"), ("assistant", "completed", "fine"),
@@ -207,6 +207,19 @@ def regenerate(ctx, suffix=""):
 
 def regenerate_stream(ctx):
     regenerate(ctx, "/stream")
+
+
+def stop_answer(ctx):
+    """Stopping reads no body: a finished answer is returned as it is, whatever is planted."""
+    answer = ctx.exchange.assistant_message
+    response = ctx.client.post(f"/api/messages/{answer['id']}/stop", headers=ctx.auth_headers,
+                               json={**hostile(ctx.other_user), "content": "planted",
+                                     "finish_reason": "stopped", "error_code": "x"})
+    assert response.status_code == 200, response.get_json()
+    row = fresh(Message, answer["id"])
+    assert (row.status, row.content, row.finish_reason, row.error_code) == (
+        "completed", "hello alice", "stop", None)
+    assert response.get_json()["data"]["message"]["content"] == "hello alice"
 
 
 def execute_tool(ctx):
@@ -229,6 +242,7 @@ CASES = {
     "messages.stream_message": (True, stream_message),
     "messages.regenerate": (True, regenerate),
     "messages.regenerate_stream": (True, regenerate_stream),
+    "messages.stop_answer": (False, stop_answer),
     "tools.execute_tool": (True, execute_tool),
 }
 

@@ -132,9 +132,10 @@ def test_a_regeneration_takes_an_answer_slot(limited, auth_headers):
     under_way = client.post("/api/messages/stream", headers=auth_headers, buffered=False,
                             json={"conversation_id": conversation_id, "content": "two"})
     events = iter(under_way.response)
-    assert next(events).startswith(b"event: start")
+    assert b"\nevent: start\n" in next(events)
     assert_refused(regenerate(client, auth_headers, answer["id"]))
     assert_refused(regenerate(client, auth_headers, answer["id"], stream=True))
     assert b"event: done" in b"".join(events)
+    under_way.close()
     assert regenerate(client, auth_headers, answer["id"]).status_code == 201
     assert len(stored(conversation_id)) == 5

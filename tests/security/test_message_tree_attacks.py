@@ -89,20 +89,47 @@ def test_ids_of_any_shape_are_refused_without_a_500(talk):
     assert count_rows(talk.id) == 2
 
 
-def test_an_answer_whose_question_is_deleted_meanwhile_stays_off_the_other_tabs_branch(talk):
+HELD = "[[stall:600]]"
+
+
+@pytest.fixture
+def patient(chat_app, auth_headers, glm_simulator):
+    """`talk` on an app that waits for a silent model as long as the test lasts: an answer
+    whose content says HELD is under way until it is stopped."""
+    return Chat(chat_app(GLM_READ_TIMEOUT=600.0).test_client(), auth_headers, glm_simulator)
+
+
+def held(talk, path, body=None):
+    """Start an answer that stays under way: (its stream, its start event's data)."""
+    response = talk.client.post(path, headers=talk.headers, buffered=False, json=body or {})
+    assert response.status_code == 200
+    pieces = iter(response.response)
+    return (response, pieces), parse_events(next(pieces).decode())[0][1]
+
+
+def stopped(talk, stream, answer_id):
+    """Stop a held answer; its stored message, as its stream's last event has it."""
+    response, pieces = stream
+    assert talk.client.post(f"{URL}{answer_id}/stop", headers=talk.headers).status_code == 200
+    rest = b"".join(pieces).decode()
+    response.close()
+    return parse_events(rest, first_id=2)[-1][1]["assistant_message"]
+
+
+def test_an_answer_whose_question_is_deleted_meanwhile_stays_off_the_other_tabs_branch(
+        patient):
     """Tab one's question is deleted while its answer is written, after tab two moved the
     active branch on: the answer follows what the question followed (as the question's
-    children would), never the end of tab two's branch, whose history the model is sent."""
+    children do), never the end of tab two's branch, whose history the model is sent."""
+    talk = patient
     talk.send(f"q0{reply('a0')}")
-    tab_one = talk.client.post(URL + "stream", headers=talk.headers, buffered=False, json={
-        "conversation_id": talk.id, "content": f"from tab one{reply('answer one')}"}).response
-    start = parse_events(next(iter(tab_one)).decode())[0][1]
+    stream, start = held(talk, URL + "stream", {"conversation_id": talk.id,
+                                                "content": f"from tab one{HELD}"})
     talk.send(f"from tab two{reply('answer two')}")
     deleted = talk.client.delete(URL + start["user_message"]["id"], headers=talk.headers)
     assert deleted.status_code == 200
 
-    answer = parse_events(b"".join(tab_one).decode())[-1][1]["assistant_message"]
-    assert answer["content"] == "answer one"
+    answer = stopped(talk, stream, start["assistant_message_id"])
     assert answer["parent_id"] == talk.answers[f"q0{reply('a0')}"]
     # Started before tab two's question was sent: the older of the two.
     assert answer["sibling_ids"] == [answer["id"],
@@ -116,57 +143,61 @@ def test_an_answer_whose_question_is_deleted_meanwhile_stays_off_the_other_tabs_
                                     f"from tab two{reply('answer two')}", "answer two", "next"]
 
 
-def test_an_answer_to_an_edit_deleted_meanwhile_is_not_appended_to_the_edited_branch(talk):
-    """The edit being answered is deleted: the active branch goes back to the old version,
-    and the edit's answer must not be appended to it as a second answer in a row."""
+def test_an_answer_to_an_edit_deleted_meanwhile_is_not_appended_to_the_edited_branch(
+        patient):
+    """The edit being answered is deleted: its answer follows what the edit followed, beside
+    the old version, never after the old version's answer."""
+    talk = patient
     talk.send("q0")
     talk.send("q1")
-    edit = talk.client.post(URL + "stream", headers=talk.headers, buffered=False, json={
-        "conversation_id": talk.id, "content": "q1 edited",
-        "parent_id": talk.answers["q0"]}).response
-    start = parse_events(next(iter(edit)).decode())[0][1]
+    stream, start = held(talk, URL + "stream", {"conversation_id": talk.id,
+                                                "content": f"q1 edited{HELD}",
+                                                "parent_id": talk.answers["q0"]})
     talk.client.delete(URL + start["user_message"]["id"], headers=talk.headers)
-    assert talk.conversation()["current_message_id"] == talk.answers["q1"]
-
-    answer = parse_events(b"".join(edit).decode())[-1][1]["assistant_message"]
+    answer = stopped(talk, stream, start["assistant_message_id"])
     assert answer["parent_id"] == talk.answers["q0"]
-    assert [m["role"] for m in talk.branch()["items"]] == ["user", "assistant"] * 2
-    assert talk.conversation()["current_message_id"] == talk.answers["q1"]
+    assert answer["sibling_ids"] == [talk.said["q1"], answer["id"]]
+    assert [m["id"] for m in talk.branch(leaf=talk.answers["q1"])["items"]] == [
+        talk.said["q0"], talk.answers["q0"], talk.said["q1"], talk.answers["q1"]]
+    assert talk.conversation()["message_count"] == count_rows(talk.id) == 5
 
 
-def test_an_answer_whose_question_and_its_parent_are_deleted_follows_the_next_one_up(talk):
+def test_an_answer_whose_question_and_its_parent_are_deleted_follows_the_next_one_up(
+        patient):
+    talk = patient
     talk.send("q0")
     talk.send("q1")
-    tab = talk.client.post(URL + "stream", headers=talk.headers, buffered=False, json={
-        "conversation_id": talk.id, "content": "q2"}).response
-    start = parse_events(next(iter(tab)).decode())[0][1]
+    stream, start = held(talk, URL + "stream", {"conversation_id": talk.id,
+                                                "content": f"q2{HELD}"})
     for message_id in (start["user_message"]["id"], talk.answers["q1"]):
         assert talk.client.delete(URL + message_id, headers=talk.headers).status_code == 200
-    answer = parse_events(b"".join(tab).decode())[-1][1]["assistant_message"]
+    answer = stopped(talk, stream, start["assistant_message_id"])
     assert answer["parent_id"] == talk.said["q1"]
     assert talk.conversation()["current_message_id"] == answer["id"]
     assert talk.conversation()["message_count"] == count_rows(talk.id) == 4
 
 
-def test_two_regenerations_at_once_and_a_switch_meanwhile_store_both_and_keep_the_switch(talk):
+def test_two_regenerations_at_once_and_a_switch_meanwhile_store_both_and_keep_the_switch(
+        patient):
+    talk = patient
     talk.send("q0")
-    talk.send("q1")
-    first = talk.answers["q1"]
-    streams = []
-    for _ in range(2):
-        stream = talk.client.post(f"{URL}{first}/regenerate/stream", headers=talk.headers,
-                                  buffered=False).response
-        assert next(iter(stream)).startswith(b"event: start")
-        streams.append(stream)
-    assert talk.conversation()["current_message_id"] == talk.said["q1"]
-    # Lands on the newest stored descendant: the first answer (the others are not stored).
-    assert talk.switch(talk.said["q0"]).json["data"]["current_message_id"] == first
-    answers = [parse_events(b"".join(stream).decode())[-1][1]["assistant_message"]
-               for stream in reversed(streams)]
-    assert all(answer["parent_id"] == talk.said["q1"] for answer in answers)
+    # q1's first answer is stopped at once: each answer to q1 is held until it is stopped.
+    stream, start = held(talk, URL + "stream", {"conversation_id": talk.id,
+                                                "content": f"q1{HELD}"})
+    first = stopped(talk, stream, start["assistant_message_id"])["id"]
+    question = start["user_message"]["id"]
+    regenerations = [held(talk, f"{URL}{first}/regenerate/stream") for _ in range(2)]
+    ids = [data["assistant_message_id"] for _, data in regenerations]
+    assert talk.conversation()["current_message_id"] == ids[1]
+    # The newest descendant of q0: the newest answer to q1, under way.
+    switched = talk.switch(talk.said["q0"]).json["data"]["current_message_id"]
+    assert switched == ids[1]
+    talk.switch(first)
+    answers = [stopped(talk, stream, answer_id)
+               for (stream, _), answer_id in zip(reversed(regenerations), reversed(ids))]
+    assert all(answer["parent_id"] == question for answer in answers)
     # Siblings in the order the answers started.
-    assert talk.branch(leaf=answers[0]["id"])["items"][-1]["sibling_ids"] == [
-        first, answers[1]["id"], answers[0]["id"]]
+    assert answers[0]["sibling_ids"] == [first, *ids]
     conversation = talk.conversation()
     assert conversation["current_message_id"] == first
     assert conversation["message_count"] == count_rows(talk.id) == 6

@@ -1,0 +1,90 @@
+"""What every worker knows of the answers being written, in the database: each answer's events
+(for streams that attach later or elsewhere), which worker runs it and whether that worker is
+alive, and requests to stop it. The writer batches its events (services/answers.py)."""
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+
+from ..extensions import db
+from ..models import AnswerEvent, AnswerJob
+from ..models.timestamps import utcnow
+
+
+class DatabaseAnswerStore:
+    def open(self, answer_id, worker, language):
+        """The job's row, added to the transaction that stores the answer's row."""
+        db.session.add(AnswerJob(answer_id=answer_id, worker=worker, language=language,
+                                 heartbeat_at=utcnow(), stop_requested=False, last_event_id=0))
+
+    def append(self, answer_id, events, ended=False):
+        """Add `events` [(seq, event, data)] to the transaction; `ended`: the last one is the
+        answer's last event."""
+        if events:
+            db.session.execute(insert(AnswerEvent), [
+                {"answer_id": answer_id, "seq": seq, "event": kind, "data": data}
+                for seq, kind, data in events])
+        values = {"last_event_id": events[-1][0]} if events else {}
+        if ended:
+            values["ended_at"] = utcnow()
+        if values:
+            db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
+                               .values(**values))
+
+    def job(self, answer_id):
+        return db.session.scalar(select(AnswerJob).where(AnswerJob.answer_id == answer_id))
+
+    def events_after(self, answer_id, after):
+        return [(row.seq, row.event, row.data) for row in db.session.execute(
+            select(AnswerEvent.seq, AnswerEvent.event, AnswerEvent.data)
+            .where(AnswerEvent.answer_id == answer_id, AnswerEvent.seq > after)
+            .order_by(AnswerEvent.seq))]
+
+    def request_stop(self, answer_id):
+        db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id,
+                                                   AnswerJob.ended_at.is_(None))
+                           .values(stop_requested=True))
+        db.session.commit()
+
+    def listened(self, answer_id):
+        db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
+                           .values(listened_at=utcnow()))
+        db.session.commit()
+
+    def running_on(self, worker):
+        """{answer id: (stop requested, last listened elsewhere)} of the worker's answers."""
+        return {row.answer_id: (row.stop_requested, row.listened_at)
+                for row in db.session.execute(
+                    select(AnswerJob.answer_id, AnswerJob.stop_requested, AnswerJob.listened_at)
+                    .where(AnswerJob.worker == worker, AnswerJob.ended_at.is_(None)))}
+
+    def heartbeat(self, worker):
+        db.session.execute(update(AnswerJob).where(AnswerJob.worker == worker,
+                                                   AnswerJob.ended_at.is_(None))
+                           .values(heartbeat_at=utcnow()))
+
+    def stale(self, silent_for):
+        """Answers whose worker has not said it is alive for `silent_for` seconds."""
+        cutoff = utcnow() - timedelta(seconds=silent_for)
+        return db.session.scalars(select(AnswerJob.answer_id).where(
+            AnswerJob.ended_at.is_(None), AnswerJob.heartbeat_at < cutoff)).all()
+
+    def claim_end(self, answer_id, silent_for):
+        """End a job whose worker is gone, unless another worker did first (or the job ended or
+        came alive meanwhile); True when this caller is the one to write its end."""
+        cutoff = utcnow() - timedelta(seconds=silent_for)
+        claimed = db.session.execute(
+            update(AnswerJob).where(AnswerJob.answer_id == answer_id,
+                                    AnswerJob.ended_at.is_(None),
+                                    AnswerJob.heartbeat_at < cutoff)
+            .values(ended_at=utcnow()).execution_options(synchronize_session=False))
+        return claimed.rowcount == 1
+
+    def sweep(self, kept_for):
+        """Forget the events of answers that ended more than `kept_for` seconds ago."""
+        cutoff = utcnow() - timedelta(seconds=kept_for)
+        expired = select(AnswerJob.answer_id).where(AnswerJob.ended_at < cutoff)
+        db.session.execute(delete(AnswerEvent).where(AnswerEvent.answer_id.in_(expired))
+                           .execution_options(synchronize_session=False))
+        db.session.execute(delete(AnswerJob).where(AnswerJob.ended_at < cutoff)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()

@@ -1,0 +1,460 @@
+"""Answers as jobs (docs/API.md §4, "Answers as jobs"). Each answer runs in a thread of its own
+(a greenlet under gunicorn's gevent worker) to its end, whoever listens. Its events are numbered
+from 1 and kept in memory for the streams of this worker; a ticker per worker writes them in
+batches to the store (answer_store.py) for streams attached elsewhere, keeps the answer's row
+at most CONTENT_SECONDS behind, says the worker is alive, takes stop requests, stops answers
+nobody listens to (STOP_AFTER_DISCONNECT_SECONDS) and ends the answers of dead workers."""
+import json
+import logging
+import os
+import socket
+import secrets
+import threading
+import time
+import weakref
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from ..errors import CODE_BY_STATUS, api_error_for
+from ..extensions import db
+from ..models import Message
+from ..models.timestamps import utcnow
+from ..texts import say
+from . import chat, messages
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.2
+CONTENT_SECONDS = 1.0
+# A stream attached on a worker that does not run the answer reads the store this often, and
+# says it is listening this often.
+POLL_SECONDS = 0.2
+LISTENED_SECONDS = 1.0
+STOP_WAIT_SECONDS = 2.0
+ENDS = ("done", "error")
+# Every runtime of this process, so a stopping worker can end their answers.
+RUNTIMES = weakref.WeakSet()
+
+# One encoder for every event; NaN and Infinity raise, as in every JSON response.
+to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+class Job:
+    """One answer being written, as this worker holds it."""
+
+    def __init__(self, exchange, on_detach):
+        self.exchange = exchange
+        self.id = exchange.assistant_message_id
+        self.events = []  # (seq, kind, data as JSON text)
+        self.written = 0  # how many of them are in the store
+        self.content_written_at = time.monotonic()
+        self.content_written = (0, 0, 0)
+        self.changed = threading.Condition()
+        self.ended = False
+        self.failure = None  # the provider's or the tool loop's, an ApiError
+        self.unstored = None  # why the end could not be stored, an ApiError
+        self.listeners = 0
+        self.detached_at = None
+        self.on_detach = on_detach
+
+    def emit(self, kind, data, last=False):
+        with self.changed:
+            self.events.append((len(self.events) + 1, kind, to_json(data)))
+            self.ended = self.ended or last
+            self.changed.notify_all()
+
+    def attach(self):
+        with self.changed:
+            self.listeners += 1
+            self.detached_at = None
+
+    def detach(self):
+        with self.changed:
+            self.listeners -= 1
+            if self.listeners == 0:
+                self.detached_at = time.monotonic()
+        self.on_detach(self)
+
+    def follow(self, after, ping_seconds):
+        """Batches of the events after `after`, then of each new one as it comes, to the last;
+        None when nothing came for `ping_seconds`. Past the end of an ended answer: its last
+        event again."""
+        self.attach()
+        try:
+            position, sent = after, False
+            while True:
+                with self.changed:
+                    if position >= len(self.events) and not self.ended:
+                        self.changed.wait(ping_seconds)
+                    batch, ended = self.events[position:], self.ended
+                if batch:
+                    position += len(batch)
+                    sent = True
+                    yield batch
+                elif ended:
+                    if not sent:
+                        yield self.events[-1:]
+                    return
+                else:
+                    yield None
+        finally:
+            self.detach()
+
+    def wait(self, timeout=None):
+        """Until the answer is stored (or `timeout` passes); True when it ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.changed:
+            while not self.ended:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self.changed.wait(left)
+        return True
+
+    def pending(self):
+        with self.changed:
+            return self.events[self.written:]
+
+    def content_due(self, now):
+        exchange = self.exchange
+        sizes = (sum(map(len, exchange.text)), sum(map(len, exchange.reasoning)),
+                 len(exchange.tool_calls))
+        return sizes != self.content_written and now - self.content_written_at >= \
+            CONTENT_SECONDS, sizes
+
+
+class Answers:
+    """The answers of one app in this process; `store` is what every worker shares."""
+
+    def __init__(self, app, store, dump):
+        self.app = app
+        self.store = store
+        self.dump = dump
+        self.config = app.config
+        self.jobs = {}
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.ticker = None
+        self.always_on = False
+        self.pid = self.worker_id = None
+        self.timers = {}
+        RUNTIMES.add(self)
+
+    @property
+    def worker(self):
+        """This process's name in the store (made after gunicorn forks)."""
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self.worker_id = f"{socket.gethostname()[:50]}:{self.pid}:{secrets.token_hex(4)}"
+        return self.worker_id
+
+    def opener(self, language):
+        """What stores the job's row with the answer's (chat.start's `on_open`)."""
+        return lambda answer_id: self.store.open(answer_id, self.worker, language)
+
+    def start(self, exchange, run_exchange, start_data):
+        job = Job(exchange, self.detached)
+        job.emit("start", start_data)
+        with self.lock:
+            self.jobs[job.id] = job
+        threading.Thread(target=self.run, args=(job, run_exchange), daemon=True).start()
+        self.keep_ticking()
+        return job
+
+    def local(self, answer_id):
+        return self.jobs.get(answer_id)
+
+    def run(self, job, run_exchange):
+        with self.app.app_context():
+            try:
+                for kind, data in run_exchange():
+                    job.emit(kind, data)
+            except Exception as error:  # every failure must end as a stored answer
+                job.failure = api_error_for(error)
+            try:
+                self.end(job)
+            finally:
+                with self.lock:
+                    self.jobs.pop(job.id, None)
+
+    def end(self, job):
+        """Store the answer's end with its last events, in one transaction; then tell its
+        streams. When it cannot be stored, they get that error, without a message."""
+        exchange = job.exchange
+        if job.failure is not None:
+            exchange.fail(job.failure)
+        try:
+            with self.write_lock:
+                message = chat.finish(exchange)
+                kind, data = self.last_event(self.dump(message), exchange.language,
+                                             job.failure)
+                pending = job.pending()
+                last = (pending[-1][0] if pending else job.written) + 1
+                self.store.append(job.id, pending + [(last, kind, to_json(data))], ended=True)
+                db.session.commit()
+                job.written = last
+        except Exception as error:  # the answer is over: its end must still reach its streams
+            db.session.rollback()
+            job.unstored = api_error_for(error)
+            kind, data = "error", {"code": CODE_BY_STATUS[job.unstored.status],
+                                   "message": say(job.unstored.text_key, exchange.language),
+                                   "assistant_message": None}
+        job.emit(kind, data, last=True)
+
+    @staticmethod
+    def last_event(stored, language, failure=None):
+        """`done` with the answer, or `error` with its code: as the answer is stored (a
+        failure's own text when it is known)."""
+        code = stored.get("error_code")
+        if code is None:
+            return "done", {"assistant_message": stored}
+        text = say(failure.text_key if failure is not None else code, language)
+        return "error", {"code": code, "message": text, "assistant_message": stored}
+
+    # Streams of answers this worker does not run, and answers ended by another worker.
+
+    def follow_stored(self, answer_id, after, ping_seconds, language):
+        """Job.follow from the store, for an answer running on another worker or ended; when
+        its events are no longer kept, only its last event, rebuilt from its row (no `id`)."""
+        quiet_since = listened_at = time.monotonic()
+        sent = False
+        while True:
+            events = self.store.events_after(answer_id, after)
+            job = self.store.job(answer_id)
+            if not events and job is not None and job.ended_at is not None and not sent:
+                events = self.store.events_after(answer_id, job.last_event_id - 1)
+            if not events and job is None and not sent:
+                message = self.stored_message(answer_id)
+                if message is not None:
+                    kind, data = self.last_event(message, language)
+                    events = [(None, kind, to_json(data))]
+            # No connection is held between two looks.
+            db.session.close()
+            if events:
+                after, sent = events[-1][0], True
+                quiet_since = time.monotonic()
+                yield events
+                if events[-1][1] in ENDS:
+                    return
+                continue
+            if job is None or job.ended_at is not None:
+                return
+            now = time.monotonic()
+            if now - listened_at >= LISTENED_SECONDS:
+                self.store.listened(answer_id)
+                listened_at = now
+            if now - quiet_since >= ping_seconds:
+                quiet_since = now
+                yield None
+            time.sleep(POLL_SECONDS)
+
+    def stored_message(self, answer_id):
+        message = db.session.scalar(select(Message).where(Message.id == answer_id))
+        if message is None:
+            return None
+        messages.attach_siblings([message])
+        return self.dump(message)
+
+    def stop(self, answer_id):
+        """Stop the answer wherever it runs; back once it is stored (or STOP_WAIT_SECONDS
+        passed). An answer whose worker is gone is ended here and now."""
+        job = self.local(answer_id)
+        if job is not None:
+            job.exchange.cancel(chat.STOPPED)
+            job.wait(STOP_WAIT_SECONDS)
+            return
+        self.store.request_stop(answer_id)
+        gone_after = 2 * self.config["ANSWER_HEARTBEAT_SECONDS"] + 1
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            job = self.store.job(answer_id)
+            db.session.close()
+            if job is None or job.ended_at is not None:
+                return
+            if utcnow() - job.heartbeat_at > timedelta(seconds=gone_after):
+                self.end_abandoned(answer_id, chat.STOPPED, gone_after)
+                return
+            time.sleep(POLL_SECONDS / 4)
+
+    def end_abandoned(self, answer_id, reason, silent_for):
+        """End an answer whose worker is gone: its row keeps the text its events carried,
+        `incomplete` with `reason`; its streams get the last event. Done by one worker only."""
+        try:
+            if not self.store.claim_end(answer_id, silent_for):
+                db.session.rollback()
+                return
+            events = self.store.events_after(answer_id, 0)
+            message = db.session.scalar(select(Message).where(Message.id == answer_id))
+            if message is not None and message.status == "in_progress":
+                keep_what_was_sent(message, events, reason)
+                db.session.flush()
+            if message is not None:
+                messages.attach_siblings([message])
+                language = self.store.job(answer_id).language
+                kind, data = self.last_event(self.dump(message), language)
+                last = events[-1][0] if events else 0
+                if not events or events[-1][1] not in ENDS:
+                    self.store.append(answer_id, [(last + 1, kind, to_json(data))])
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("could not end the abandoned answer %s", answer_id)
+
+    # The ticker: one per process and app, while it has answers (always under gunicorn).
+
+    def keep_ticking(self):
+        with self.lock:
+            if self.ticker is None:
+                self.ticker = threading.Thread(target=self.tick_while_needed, daemon=True)
+                self.ticker.start()
+
+    def tick_while_needed(self):
+        with self.app.app_context():
+            while True:
+                try:
+                    self.tick()
+                except Exception:
+                    db.session.rollback()
+                    log.exception("answer ticker")
+                finally:
+                    db.session.close()
+                with self.lock:
+                    if not self.jobs and not self.always_on:
+                        self.ticker = None
+                        return
+                time.sleep(FLUSH_SECONDS)
+
+    def due(self, name, every, now):
+        if now - self.timers.get(name, 0.0) >= every:
+            self.timers[name] = now
+            return True
+        return False
+
+    def tick(self):
+        now = time.monotonic()
+        jobs = list(self.jobs.values())
+        with self.write_lock:
+            written = self.write_progress(jobs, now)
+            if jobs and self.due("heartbeat", self.config["ANSWER_HEARTBEAT_SECONDS"], now):
+                self.store.heartbeat(self.worker)
+            db.session.commit()
+            for job, count in written:
+                job.written += count
+        if jobs:
+            self.take_requests(jobs, now)
+        reap_after = self.config["ANSWER_REAP_AFTER_SECONDS"]
+        if self.due("reap", max(1.0, min(reap_after / 3, 15.0)), now):
+            for answer_id in self.store.stale(reap_after):
+                if answer_id not in self.jobs:
+                    self.end_abandoned(answer_id, chat.INTERRUPTED, reap_after)
+        if self.due("sweep", 60.0, now):
+            self.store.sweep(self.config["RESUME_TTL_SECONDS"])
+
+    def write_progress(self, jobs, now):
+        """Each answer's new events, and its text so far when CONTENT_SECONDS have passed."""
+        written = []
+        for job in jobs:
+            if job.ended:
+                continue
+            pending = job.pending()
+            if pending:
+                self.store.append(job.id, pending)
+                written.append((job, len(pending)))
+            due, sizes = job.content_due(now)
+            if due:
+                exchange = job.exchange
+                db.session.execute(
+                    update(Message).where(Message.id == job.id, Message.status == "in_progress")
+                    .values(content="".join(exchange.text),
+                            reasoning_content="".join(exchange.reasoning) or None,
+                            tool_calls=list(exchange.tool_calls))
+                    .execution_options(synchronize_session=False))
+                job.content_written, job.content_written_at = sizes, now
+        return written
+
+    def take_requests(self, jobs, now):
+        """Stop requests from other workers, and answers nobody has listened to for
+        STOP_AFTER_DISCONNECT_SECONDS."""
+        states = self.store.running_on(self.worker)
+        for job in jobs:
+            stop_requested, listened_at = states.get(job.id, (False, None))
+            if stop_requested:
+                job.exchange.cancel(chat.STOPPED)
+            elif self.unheard_too_long(job, listened_at):
+                job.exchange.cancel(chat.DISCONNECTED)
+
+    def unheard_too_long(self, job, listened_at):
+        limit = self.config["STOP_AFTER_DISCONNECT_SECONDS"]
+        if limit is None or job.detached_at is None or job.listeners:
+            return False
+        if listened_at is not None and utcnow() - listened_at < timedelta(
+                seconds=max(limit, LISTENED_SECONDS * 3)):
+            return False
+        return time.monotonic() - job.detached_at >= limit
+
+    def detached(self, job):
+        """The last stream of `job` here went away: with STOP_AFTER_DISCONNECT_SECONDS=0 the
+        answer stops now (unless a stream elsewhere still listens)."""
+        if self.config["STOP_AFTER_DISCONNECT_SECONDS"] != 0 or job.listeners or job.ended:
+            return
+        try:
+            with self.app.app_context():
+                listened_at = self.store.running_on(self.worker).get(job.id, (False, None))[1]
+                db.session.close()
+        except Exception:
+            listened_at = None
+        if self.unheard_too_long(job, listened_at):
+            job.exchange.cancel(chat.DISCONNECTED)
+
+    # A stopping worker, and a test's app.
+
+    def interrupt_all(self):
+        for job in list(self.jobs.values()):
+            job.exchange.cancel(chat.INTERRUPTED)
+
+    def settle(self, timeout):
+        """Interrupt every answer and wait for them to be stored and the ticker to stop."""
+        self.always_on = False
+        self.interrupt_all()
+        deadline = time.monotonic() + timeout
+        for job in list(self.jobs.values()):
+            job.wait(max(0.0, deadline - time.monotonic()))
+        ticker = self.ticker
+        if ticker is not None:
+            ticker.join(max(0.0, deadline - time.monotonic()))
+
+
+def keep_what_was_sent(message, events, reason):
+    """An answer's row from the events its streams were sent: the text, the thinking and the
+    tool calls as far as they went."""
+    text, reasoning, calls = [], [], {}
+    for _seq, kind, data in events:
+        payload = json.loads(data)
+        if kind == "text":
+            text.append(payload["delta"])
+        elif kind == "thinking":
+            reasoning.append(payload["delta"])
+        elif kind == "tool_call":
+            calls[payload["id"]] = {**payload, "result": None, "status": "error",
+                                    "duration_ms": 0.0}
+        elif kind == "tool_result":
+            calls.setdefault(payload["id"], {"arguments": {}}).update(payload)
+    message.content = "".join(text)
+    message.reasoning_content = "".join(reasoning) or None
+    message.tool_calls = list(calls.values())
+    message.status = "incomplete"
+    message.finish_reason = reason
+    message.error_code = chat.ERROR_CODE_OF.get(reason)
+
+
+def interrupt_every_answer():
+    for runtime in list(RUNTIMES):
+        runtime.interrupt_all()
+
+
+def wait_for_every_answer(timeout):
+    deadline = time.monotonic() + timeout
+    for runtime in list(RUNTIMES):
+        for job in list(runtime.jobs.values()):
+            job.wait(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,250 @@
+"""Answers as jobs (docs/API.md §4, "Answers as jobs"), through the API in one process: an answer
+runs to its end whoever listens, its events are numbered and can be followed again from any
+point, it can be stopped (a running tool too), it is listed `in_progress` with its text so far,
+and how it ended is stored so that its last event can be rebuilt. Real gunicorn workers,
+several of them, and a killed one are in tests/test_answers_gunicorn.py."""
+import json
+import time
+
+import pytest
+from sqlalchemy import select, update
+
+from chatapi.extensions import db
+from chatapi.models import AnswerEvent, AnswerJob, Message
+from chatapi.models.timestamps import utcnow
+
+from chatapi.lifecycle import tick_always
+
+from .simulator_client import wait_for
+from .test_chat import parse_events
+
+URL = "/api/messages/"
+# Two chunks, then silence for as long as the test lasts (the provider's read timeout is
+# raised to match): the answer is under way, its text so far known.
+STALLED = "[[chunks:4]][[stall_after:2]][[stall:600]]"
+
+
+@pytest.fixture
+def patient(chat_app):
+    """An app that waits for a silent model (and a silent site) as long as the test lasts."""
+    return chat_app(GLM_READ_TIMEOUT=600.0, FETCH_TIMEOUT=600.0)
+
+
+@pytest.fixture
+def conversation_id(chat, auth_headers):
+    return chat.post("/api/conversations/", json={}, headers=auth_headers).json["data"]["id"]
+
+
+def open_stream(chat, headers, conversation_id, content):
+    """A stream read as it comes: (the response, an iterator of its pieces)."""
+    response = chat.post(URL + "stream", headers=headers, buffered=False, json={
+        "conversation_id": conversation_id, "content": content})
+    assert response.status_code == 200
+    return response, iter(response.response)
+
+
+def read_until(pieces, kind, count=1):
+    """The events read until the `count`-th of `kind` (the rest of its write too), as (kind,
+    data, id)."""
+    seen = []
+    for piece in pieces:
+        for block in piece.decode().split("\n\n"):
+            lines = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line
+                         and not line.startswith(":"))
+            if "event" in lines:
+                seen.append((lines["event"], json.loads(lines["data"]), int(lines["id"])))
+        if sum(1 for event in seen if event[0] == kind) >= count:
+            return seen
+    return seen
+
+
+def follow(chat, headers, answer_id, last_event_id=None, **query):
+    extra = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+    return chat.get(f"{URL}{answer_id}/stream", headers={**headers, **extra},
+                    query_string=query)
+
+
+def stored(answer_id):
+    db.session.expire_all()
+    message = db.session.scalar(select(Message).where(Message.id == answer_id))
+    db.session.rollback()
+    return message
+
+
+def test_a_finished_answer_is_followed_again_from_any_event(chat, auth_headers,
+                                                            conversation_id):
+    first = chat.post(URL + "stream", headers=auth_headers, json={
+        "conversation_id": conversation_id, "content": "[[chunks:5]][[think:2]]"})
+    body = first.get_data(as_text=True)
+    events = parse_events(body)
+    answer_id = events[0][1]["assistant_message_id"]
+
+    again = follow(chat, auth_headers, answer_id)
+    assert again.status_code == 200 and again.mimetype == "text/event-stream"
+    assert again.get_data(as_text=True) == body
+    for after in (0, 1, 4, len(events) - 1):
+        by_header = follow(chat, auth_headers, answer_id, after).get_data(as_text=True)
+        by_query = follow(chat, auth_headers, answer_id, after=after).get_data(as_text=True)
+        assert by_header == by_query
+        assert parse_events(by_header, first_id=after + 1) == events[after:]
+    # Past the end: the last event again, whatever the number.
+    for after in (len(events), 10_000):
+        last = follow(chat, auth_headers, answer_id, after).get_data(as_text=True)
+        assert parse_events(last, first_id=len(events)) == events[-1:]
+
+
+def test_bad_positions_and_messages_that_are_not_your_answers(
+        chat, auth_headers, other_headers, conversation_id):
+    sent = chat.post(URL, headers=auth_headers, json={"conversation_id": conversation_id,
+                                                      "content": "hi"}).json["data"]
+    answer_id, question_id = sent["assistant_message"]["id"], sent["user_message"]["id"]
+    for header in ("-1", "x", "1.5", "", " ", "٣", "99999999999999999999"):
+        response = follow(chat, auth_headers, answer_id, header)
+        assert response.status_code == 422, (header, response.get_data(as_text=True))
+        assert "Last-Event-ID" in response.json["error"]["details"]
+    for after in ("-1", "x", "1.5"):
+        response = follow(chat, auth_headers, answer_id, after=after)
+        assert response.status_code == 422 and "after" in response.json["error"]["details"]
+    for path in ("stream", "stop"):
+        method = chat.get if path == "stream" else chat.post
+        mine = method(f"{URL}{question_id}/{path}", headers=auth_headers)
+        assert mine.status_code == 422 and "message_id" in mine.json["error"]["details"]
+        for message_id in (answer_id, question_id, "msg_nothing", "conv_x"):
+            theirs = method(f"{URL}{message_id}/{path}", headers=other_headers)
+            assert theirs.status_code == 404, (path, message_id)
+    assert stored(answer_id).content == sent["assistant_message"]["content"]
+
+
+def test_an_answer_runs_to_its_end_when_its_stream_goes_away(chat, auth_headers,
+                                                             conversation_id, glm_simulator):
+    response, pieces = open_stream(chat, auth_headers, conversation_id,
+                                   "[[chunks:6]][[delay:50]]")
+    start = read_until(pieces, "start")[0][1]
+    response.close()
+    answer_id = start["assistant_message_id"]
+    answer = wait_for(lambda: (m := stored(answer_id)) and m.status != "in_progress" and m,
+                      timeout=60)
+    assert answer.status == "completed" and answer.content == "w0 w1 w2 w3 w4 w5 "
+    assert glm_simulator.hangups() == []
+    # Re-attached afterwards, it tells the whole answer.
+    events = parse_events(follow(chat, auth_headers, answer_id).get_data(as_text=True))
+    assert "".join(data["delta"] for kind, data in events if kind == "text") == answer.content
+
+
+def test_stop_keeps_exactly_the_text_sent_and_ends_the_stream_with_done(
+        patient, auth_headers, glm_simulator):
+    chat = patient.test_client()
+    conversation_id = chat.post("/api/conversations/", json={},
+                                headers=auth_headers).json["data"]["id"]
+    response, pieces = open_stream(chat, auth_headers, conversation_id, STALLED)
+    seen = read_until(pieces, "text", count=2)
+    answer_id = seen[0][1]["assistant_message_id"]
+    # Listed while it runs: in progress, with the text so far (at most a second behind).
+    listed = wait_for(lambda: [m for m in chat.get(URL + conversation_id, headers=auth_headers)
+                               .json["data"]["items"] if m["content"] == "w0 w1 "], timeout=30)
+    assert listed and listed[0]["id"] == answer_id and listed[0]["status"] == "in_progress"
+
+    started = time.monotonic()
+    stopped = chat.post(f"{URL}{answer_id}/stop", headers=auth_headers)
+    assert stopped.status_code == 200, stopped.json
+    message = stopped.json["data"]["message"]
+    assert (message["status"], message["finish_reason"], message["error_code"]) == (
+        "incomplete", "stopped", None)
+    assert message["content"] == "w0 w1 "
+    hangups = wait_for(glm_simulator.hangups, timeout=10)
+    assert hangups and time.monotonic() - started < 10
+    rest = read_until(pieces, "done")
+    response.close()
+    assert rest[-1][0] == "done" and rest[-1][1]["assistant_message"] == message
+    assert [event_id for *_, event_id in seen + rest] == list(range(1, len(seen + rest) + 1))
+    # Stopping again, or an answer that ended: returned as it is.
+    again = chat.post(f"{URL}{answer_id}/stop", headers=auth_headers)
+    assert again.status_code == 200 and again.json["data"]["message"] == message
+    assert stored(answer_id).content == "w0 w1 "
+
+
+def test_stop_gives_up_a_running_tool_and_records_it_stopped(chat_app, auth_headers, site):
+    chat = chat_app(FETCH_ALLOWED_HOSTS=[site.host], FETCH_TIMEOUT=600.0).test_client()
+    conversation_id = chat.post("/api/conversations/", json={},
+                                headers=auth_headers).json["data"]["id"]
+    url = site.url("/silent")
+    response, pieces = open_stream(chat, auth_headers, conversation_id,
+                                   f'[[tool:fetch_webpage {{"url": "{url}"}}]]')
+    seen = read_until(pieces, "tool_call")
+    wait_for(lambda: "/silent" in site.requests, timeout=30)
+    answer_id = seen[0][1]["assistant_message_id"]
+    stopped = chat.post(f"{URL}{answer_id}/stop", headers=auth_headers)
+    assert stopped.status_code == 200, stopped.json
+    message = stopped.json["data"]["message"]
+    assert (message["status"], message["finish_reason"]) == ("incomplete", "stopped"), message
+    (call,) = message["tool_calls"]
+    assert (call["name"], call["status"], call["result"]) == ("fetch_webpage", "error", "stopped")
+    rest = read_until(pieces, "done")
+    response.close()
+    assert [kind for kind, *_ in rest] == ["tool_result", "done"]
+    assert rest[0][1]["result"] == "stopped"
+
+
+def test_stop_after_disconnect_zero_stops_an_answer_nobody_listens_to(
+        chat_app, auth_headers, glm_simulator):
+    chat = chat_app(STOP_AFTER_DISCONNECT_SECONDS=0, GLM_READ_TIMEOUT=600.0).test_client()
+    conversation_id = chat.post("/api/conversations/", json={},
+                                headers=auth_headers).json["data"]["id"]
+    response, pieces = open_stream(chat, auth_headers, conversation_id,
+                                   "[[chunks:4]][[stall_after:1]][[stall:600]]")
+    seen = read_until(pieces, "text")
+    response.close()
+    answer_id = seen[0][1]["assistant_message_id"]
+    answer = wait_for(lambda: (m := stored(answer_id)) and m.status != "in_progress" and m,
+                      timeout=30)
+    assert (answer.status, answer.finish_reason, answer.error_code) == (
+        "incomplete", "disconnected", None)
+    assert answer.content == "w0 "
+    assert wait_for(glm_simulator.hangups, timeout=10)
+    # Re-attached: the answer's end, `done`.
+    events = parse_events(follow(chat, auth_headers, answer_id).get_data(as_text=True))
+    assert events[-1][0] == "done" and events[-1][1]["assistant_message"]["content"] == "w0 "
+
+
+def test_a_provider_failure_stores_its_code_and_its_error_event(chat, auth_headers,
+                                                                conversation_id):
+    events = parse_events(chat.post(URL + "stream", headers=auth_headers, json={
+        "conversation_id": conversation_id, "content": "[[http:500]]"}).get_data(as_text=True))
+    kind, data = events[-1]
+    assert kind == "error" and data["code"] == "upstream_error"
+    assert data["assistant_message"]["error_code"] == "upstream_error"
+    replayed = parse_events(follow(chat, auth_headers, data["assistant_message"]["id"])
+                            .get_data(as_text=True))
+    assert replayed == events
+
+
+def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
+        chat_app, auth_headers):
+    """A worker that stops saying it is alive: another one's ticker ends its answers, keeping
+    the text their streams were sent; streams re-attached end with `answer_interrupted`."""
+    chat = chat_app(ANSWER_REAP_AFTER_SECONDS=1.0).test_client()
+    conversation_id = chat.post("/api/conversations/", json={},
+                                headers=auth_headers).json["data"]["id"]
+    sent = chat.post(URL, headers=auth_headers, json={"conversation_id": conversation_id,
+                                                      "content": "[[reply:so far]]"})
+    answer_id = sent.json["data"]["assistant_message"]["id"]
+    # Make it look as the dead worker left it: running, its last event the text.
+    db.session.execute(update(Message).where(Message.id == answer_id)
+                       .values(status="in_progress", content="", finish_reason=None))
+    job = db.session.get(AnswerJob, answer_id)
+    job.ended_at, job.worker = None, "elsewhere:1:dead"
+    job.heartbeat_at = utcnow().replace(year=2000)
+    db.session.execute(AnswerEvent.__table__.delete().where(
+        AnswerEvent.answer_id == answer_id, AnswerEvent.event == "done"))
+    job.last_event_id -= 1
+    db.session.commit()
+
+    tick_always()  # as a gunicorn worker does from its start
+    answer = wait_for(lambda: (m := stored(answer_id)) and m.status != "in_progress" and m,
+                      timeout=60)
+    assert (answer.status, answer.finish_reason, answer.error_code) == (
+        "incomplete", "interrupted", "answer_interrupted")
+    assert answer.content == "so far"
+    events = parse_events(follow(chat, auth_headers, answer_id).get_data(as_text=True))
+    assert events[-1][0] == "error" and events[-1][1]["code"] == "answer_interrupted"
+    assert "".join(d["delta"] for kind, d in events if kind == "text") == "so far"
