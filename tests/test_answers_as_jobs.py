@@ -2,7 +2,7 @@
 runs to its end whoever listens, its events are numbered and can be followed again from any
 point, it can be stopped (a running tool too), it is listed `in_progress` with its text so far,
 and how it ended is stored so that its last event can be rebuilt. Real gunicorn workers,
-several of them, and a killed one are in tests/test_answers_gunicorn.py."""
+and a killed one, are in tests/test_streaming_gunicorn.py and tests/faults/test_worker_kill.py."""
 import json
 import time
 

@@ -1,6 +1,6 @@
 """Every row of docs/API.md §1's status table, in the envelope, in both languages."""
+import json
 import logging
-import queue
 import time
 
 import jwt as pyjwt
@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from chatapi import errors
-from chatapi.api import sse
 from chatapi.extensions import db
 from chatapi.services import chat
+from chatapi.texts import TEXTS
 
 from .conftest import JWT_TEST_SECRET, PASSWORD, bearer, expired_access_token
 
@@ -151,35 +151,44 @@ def test_unexpected_exception_is_500_without_details_and_is_logged(make_app, cap
     assert any("RuntimeError" in record.getMessage() for record in caplog.records)
 
 
-def failing_answer(error):
+def failing_answer(exchange, error):
+    """What chat.run does with a first piece of text, then a failure."""
     def run_exchange():
+        exchange.text.append("partial ")
         yield "text", {"delta": "partial "}
         raise error
     return run_exchange
 
 
-def ended_by_send(error):
-    return chat.run_to_end(failing_answer(error))
-
-
-def ended_by_stream(error):
-    events = queue.Queue()
-    sse.read_into(events, failing_answer(error))
-    *_, last = events.queue
-    return last
-
-
-@pytest.mark.parametrize("ended_by", [ended_by_send, ended_by_stream])
-@pytest.mark.parametrize("error,status,text_key", [
-    (KeyError("a bug of ours"), 500, "internal_error"),
-    (PoolTimeout("the pool stayed taken"), 503, "database_unavailable"),
-    (errors.UpstreamTimeout(), 504, "upstream_timeout"),
+@pytest.mark.parametrize("error,status,text_key,code", [
+    (KeyError("a bug of ours"), 500, "internal_error", "internal_error"),
+    (PoolTimeout("the pool stayed taken"), 503, "database_unavailable", "upstream_unavailable"),
+    (errors.UpstreamTimeout(), 504, "upstream_timeout", "upstream_timeout"),
 ])
-def test_an_answer_fails_with_what_a_request_would_answer(ended_by, error, status, text_key):
-    """One mapping from exceptions to API errors: an answer that fails unexpectedly, sent or
-    streamed, ends with the error the envelope gives any request failing so."""
-    ended = ended_by(error)
-    assert (ended.status, ended.text_key) == (status, text_key)
+def test_an_answer_fails_with_what_a_request_would_answer(
+        app, client, user, auth_headers, conversation_id, error, status, text_key, code):
+    """One mapping from exceptions to API errors: an answer that fails unexpectedly ends with
+    the error the envelope gives any request failing so, in its last event and its stored row,
+    with what it had written kept."""
+    answers = app.extensions["chatapi.answers"]
+    with app.app_context():
+        exchange = chat.begin(
+            user.id, conversation_id, "hello", False, config=app.config,
+            registry=app.extensions["chatapi.tools"],
+            limiter=app.extensions["chatapi.rate_limiter"],
+            slots=app.extensions["chatapi.answer_slots"], language="en",
+            on_open=answers.opener("en"))
+        job = answers.start(exchange, failing_answer(exchange, error), {})
+    assert job.wait(timeout=120)
+    assert (job.failure.status, job.failure.text_key) == (status, text_key)
+    _, kind, data = job.events[-1]
+    assert kind == "error"
+    assert json.loads(data)["code"] == code
+    assert json.loads(data)["message"] == TEXTS[text_key][1]
+    stored = client.get(f"/api/messages/{conversation_id}", headers=auth_headers).json
+    answer = stored["data"]["items"][-1]
+    assert (answer["id"], answer["status"], answer["error_code"], answer["content"]) == (
+        job.id, "error", code, "partial ")
 
 
 @pytest.mark.parametrize("error_class,status,code", [

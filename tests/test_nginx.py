@@ -99,9 +99,10 @@ def make_stack(app, database_url, glm_simulator, tmp_path):
     """nginx in front of one gunicorn worker that trusts `proxy_fix_x_for` proxies."""
     stacks = []
 
-    def make(proxy_fix_x_for=1, changes=None):
+    def make(proxy_fix_x_for=1, changes=None, **settings):
         glm_simulator.reset()
-        env = gunicorn_env(database_url, glm_simulator, PROXY_FIX_X_FOR=str(proxy_fix_x_for))
+        env = gunicorn_env(database_url, glm_simulator, PROXY_FIX_X_FOR=str(proxy_fix_x_for),
+                           **settings)
         tmp = tmp_path / f"nginx-{len(stacks)}"
         tmp.mkdir()
         stack = gunicorn(env, workers=1)
@@ -159,6 +160,22 @@ def test_a_regeneration_streams_through_nginx_as_the_model_writes(
     assert timeline[-1][1]["assistant_message"]["parent_id"] == sent["user_message"]["id"]
 
 
+def test_an_answer_followed_again_streams_through_nginx_as_the_model_writes(
+        through_nginx, auth_headers, conversation_id):
+    """A second stream of a running answer (GET .../stream after the first events) gets the
+    rest as it is written, not in one piece at the end."""
+    with open_stream(through_nginx, auth_headers, conversation_id,
+                     "[[chunks:10]][[delay:300]]") as first:
+        seen = events(first)
+        start = next(data for kind, data, _ in seen if kind == "start")
+        with requests.get(f"{through_nginx}/api/messages/{start['assistant_message_id']}/stream",
+                          headers={**auth_headers, "Last-Event-ID": "1"}, stream=True,
+                          timeout=60) as again:
+            assert again.headers["Content-Type"].startswith("text/event-stream")
+            timeline = list(events(again))
+    text_arriving_as_written(timeline)
+
+
 def test_whole_answers_outlast_the_read_timeout_of_the_rest_of_the_api(
         make_stack, auth_headers):
     """With /api/'s read timeout at 1 s, a send and a regeneration whose model is silent for
@@ -182,14 +199,19 @@ def test_a_silent_model_does_not_trip_nginx_read_timeout(through_nginx, auth_hea
     assert timeline[-1][1]["assistant_message"]["content"] == "after the silence"
 
 
-def test_a_client_hanging_up_at_nginx_stops_the_upstream(through_nginx, auth_headers,
-                                                         conversation_id, glm_simulator):
+def test_a_client_hanging_up_at_nginx_stops_the_upstream_when_asked_to(
+        make_stack, auth_headers, glm_simulator):
+    """nginx passes the hang-up on: with STOP_AFTER_DISCONNECT_SECONDS=0 the answer stops as
+    soon as its only stream goes."""
+    through_nginx = make_stack(STOP_AFTER_DISCONNECT_SECONDS="0")
+    conversation_id = requests.post(f"{through_nginx}/api/conversations/", json={},
+                                    headers=auth_headers, timeout=5).json()["data"]["id"]
     with open_stream(through_nginx, auth_headers, conversation_id,
                      "[[chunks:100]][[delay:100]]") as response:
         for count, _ in enumerate(events(response), start=1):
             if count == 3:
                 break
-    hangups = wait_for(glm_simulator.hangups, timeout=3.0)
+    hangups = wait_for(glm_simulator.hangups, timeout=60.0)
     assert hangups and hangups[0]["chunks_sent"] < 100
 
 

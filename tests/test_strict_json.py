@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from chatapi.api.sse import event
+from chatapi.services.answers import to_json
 
 from .security.test_api4_resource_consumption import body_routes
 from .test_chat import stream
@@ -137,4 +137,4 @@ def test_json_responses_and_stream_events_refuse_nan_and_infinity(app, value):
     with pytest.raises(ValueError):
         app.json.response({"result": value})
     with pytest.raises(ValueError):
-        event("tool_result", {"result": value})
+        to_json({"result": value})  # every stream event's data

@@ -162,7 +162,7 @@ def last_event_id(header):
 
 @blp.route("/<message_id>/stop", methods=["POST"])
 @login_required
-@blp.errors(404)
+@blp.errors(404, 422)
 @blp.response(200, envelope(StoppedSchema))
 def stop_answer(message_id):
     """Stop an answer wherever it runs; its text so far is kept"""

@@ -133,6 +133,7 @@ class Answers:
         self.dump = dump
         self.config = app.config
         self.jobs = {}
+        self.ends_to_store = set()  # jobs whose end could not be stored yet
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()
         self.ticker = None
@@ -180,27 +181,45 @@ class Answers:
 
     def end(self, job):
         """Store the answer's end with its last events, in one transaction; then tell its
-        streams. When it cannot be stored, they get that error, without a message."""
-        exchange = job.exchange
+        streams. When it cannot be stored, they get that error, without a message, and the
+        ticker stores it once the database answers again."""
         if job.failure is not None:
-            exchange.fail(job.failure)
+            job.exchange.fail(job.failure)
         try:
-            with self.write_lock:
-                message = chat.finish(exchange)
-                kind, data = self.last_event(self.dump(message), exchange.language,
-                                             job.failure)
-                pending = job.pending()
-                last = (pending[-1][0] if pending else job.written) + 1
-                self.store.append(job.id, pending + [(last, kind, to_json(data))], ended=True)
-                db.session.commit()
-                job.written = last
+            kind, data = self.store_end(job)
         except Exception as error:  # the answer is over: its end must still reach its streams
             db.session.rollback()
             job.unstored = api_error_for(error)
+            with self.lock:
+                self.ends_to_store.add(job)
             kind, data = "error", {"code": CODE_BY_STATUS[job.unstored.status],
-                                   "message": say(job.unstored.text_key, exchange.language),
+                                   "message": say(job.unstored.text_key, job.exchange.language),
                                    "assistant_message": None}
         job.emit(kind, data, last=True)
+
+    def store_end(self, job):
+        with self.write_lock:
+            message = chat.finish(job.exchange)
+            kind, data = self.last_event(self.dump(message), job.exchange.language,
+                                         job.failure)
+            # A retry: the error its streams were sent is not the answer's end.
+            pending = [event for event in job.pending() if event[1] not in ENDS]
+            last = (pending[-1][0] if pending else job.written) + 1
+            self.store.append(job.id, pending + [(last, kind, to_json(data))], ended=True)
+            db.session.commit()
+            job.written = last
+        return kind, data
+
+    def store_unstored_ends(self):
+        for job in list(self.ends_to_store):
+            try:
+                self.store_end(job)
+            except Exception:
+                db.session.rollback()
+                log.warning("the end of answer %s is still not stored", job.id)
+                return
+            with self.lock:
+                self.ends_to_store.discard(job)
 
     @staticmethod
     def last_event(stored, language, failure=None):
@@ -320,7 +339,7 @@ class Answers:
                 finally:
                     db.session.close()
                 with self.lock:
-                    if not self.jobs and not self.always_on:
+                    if not self.jobs and not self.ends_to_store and not self.always_on:
                         self.ticker = None
                         return
                 time.sleep(FLUSH_SECONDS)
@@ -336,17 +355,22 @@ class Answers:
         jobs = list(self.jobs.values())
         with self.write_lock:
             written = self.write_progress(jobs, now)
-            if jobs and self.due("heartbeat", self.config["ANSWER_HEARTBEAT_SECONDS"], now):
+            # Answers whose end is not stored yet are alive too: this worker holds them whole.
+            if (jobs or self.ends_to_store) and self.due(
+                    "heartbeat", self.config["ANSWER_HEARTBEAT_SECONDS"], now):
                 self.store.heartbeat(self.worker)
             db.session.commit()
             for job, count in written:
                 job.written += count
         if jobs:
             self.take_requests(jobs, now)
+        if self.ends_to_store and self.due("unstored", CONTENT_SECONDS, now):
+            self.store_unstored_ends()
         reap_after = self.config["ANSWER_REAP_AFTER_SECONDS"]
         if self.due("reap", max(1.0, min(reap_after / 3, 15.0)), now):
             for answer_id in self.store.stale(reap_after):
-                if answer_id not in self.jobs:
+                if answer_id not in self.jobs and not any(
+                        job.id == answer_id for job in self.ends_to_store):
                     self.end_abandoned(answer_id, chat.INTERRUPTED, reap_after)
         if self.due("sweep", 60.0, now):
             self.store.sweep(self.config["RESUME_TTL_SECONDS"])

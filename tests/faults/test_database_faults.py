@@ -139,11 +139,23 @@ def test_an_app_started_while_postgres_is_down_serves_once_it_is_up(private_post
         db.engine.dispose()
 
 
+def answer_stored_once_back(app, conversation_id):
+    """The rows once the worker has stored the answer's end it held (waited for, not slept)."""
+    def stored():
+        try:
+            count, rows = stored_rows(app, conversation_id)
+        except Exception:  # the database may still be starting
+            return None
+        return (count, rows) if rows[-1][1] != "in_progress" else None
+    return wait_for(stored, timeout=120.0)
+
+
 def test_a_stream_whose_final_write_meets_a_stopped_database_ends_with_an_error_event(
         pg_app, account, private_postgres):
-    """The user message was committed before GLM was asked; the answer is written at the end,
-    when the database is gone: the client gets a well-formed `error` event (nothing stored,
-    so no assistant message), and after the database returns the next exchange works."""
+    """The user message and the answer's row were committed before GLM was asked; the answer's
+    end meets the database gone: the client gets a well-formed `error` event (nothing stored,
+    so no assistant message). The worker holds the answer and stores it whole once the
+    database is back, and the next exchange works."""
     client = pg_app.test_client()
     headers = account["headers"]
     conversation = client.post("/api/conversations/", json={}, headers=headers).json["data"]
@@ -164,20 +176,23 @@ def test_a_stream_whose_final_write_meets_a_stopped_database_ends_with_an_error_
                      "assistant_message": None}
 
     private_postgres.start()
-    count, rows = stored_rows(pg_app, conversation["id"])
-    assert rows == [("user", "completed", "[[chunks:6]][[delay:150]]")]
+    text = "".join(data["delta"] for kind, data in events if kind == "text")
+    count, rows = answer_stored_once_back(pg_app, conversation["id"])
+    assert rows == [("user", "completed", "[[chunks:6]][[delay:150]]"),
+                    ("assistant", "completed", text)]
     assert count == len(rows)
     sent = client.post("/api/messages/", json={"conversation_id": conversation["id"],
                                                "content": "again"}, headers=headers)
     assert sent.status_code == 201
     count, rows = stored_rows(pg_app, conversation["id"])
-    assert count == len(rows) == 3
+    assert count == len(rows) == 4
 
 
 def test_a_send_whose_final_write_meets_a_stopped_database_is_503(
         pg_app, account, private_postgres, glm_simulator):
     """The same on POST /api/messages/: the database goes while GLM is answering; the client
-    gets the 503 envelope (no `data`: the answer was not stored), the user message stays."""
+    gets the 503 envelope (no `data`: the answer's end was not stored); the user message stays
+    and the answer is stored whole once the database is back."""
     glm_simulator.reset()
     client = pg_app.test_client()
     headers = account["headers"]
@@ -189,13 +204,14 @@ def test_a_send_whose_final_write_meets_a_stopped_database_is_503(
     sender.start()
     assert wait_for(glm_simulator.requests)
     private_postgres.stop()
-    sender.join(timeout=10)
+    sender.join(timeout=60)
     assert_database_unavailable(outcome["response"])
     assert "data" not in outcome["response"].json
 
     private_postgres.start()
-    count, rows = stored_rows(pg_app, conversation["id"])
-    assert rows == [("user", "completed", "[[chunks:4]][[delay:200]]")]
+    count, rows = answer_stored_once_back(pg_app, conversation["id"])
+    assert [row[:2] for row in rows] == [("user", "completed"), ("assistant", "completed")]
+    assert rows[0][2] == "[[chunks:4]][[delay:200]]" and rows[1][2]
     assert count == len(rows)
 
 
