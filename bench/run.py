@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import profiling, report, seed, transports, trees
+from . import jobs, profiling, report, seed, transports, trees
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -56,6 +56,8 @@ class Plan:
     # then three of `crowd`, where many more connections are open and kept alive at once.
     transport_rounds: int
     crowd: Load
+    # `--jobs`: answers running at once while re-attaches and stops are timed.
+    jobs_concurrent: int
 
 
 PLANS = {
@@ -63,11 +65,11 @@ PLANS = {
                  saturation_streams=(10, 15, 25, 40, 60, 100, 150, 225, 340, 500),
                  saturation_hold=3.0,
                  rest_seconds=5.0, profile=True, transport_rounds=9,
-                 crowd=Load(400, 25, 100, 4.0)),
+                 crowd=Load(400, 25, 100, 4.0), jobs_concurrent=100),
     "quick": Plan(many=Load(200, 20, 200, 2.0), fast=Load(50, 100, 20, 0.5),
                   saturation_streams=(10, 25, 60, 150), saturation_hold=1.5,
                   rest_seconds=2.0, profile=False, transport_rounds=3,
-                  crowd=Load(200, 20, 200, 2.0)),
+                  crowd=Load(200, 20, 200, 2.0), jobs_concurrent=20),
 }
 
 
@@ -234,6 +236,16 @@ async def weigh_transports(plan, simulator, database_url, workdir, started, log)
     return comparison, errors
 
 
+async def weigh_jobs(plan, simulator, database_url, workdir, started, log):
+    """Answers as jobs beside the first version, and their stop and re-attach latencies."""
+    env = {**service_env(database_url, simulator[1], workdir / "worker.prof"),
+           "REGISTER_LIMIT": "off"}
+    log(f"flask db upgrade on {report.database_kind(database_url)}")
+    upgrade_database(env)
+    comparison, latency = await jobs.weigh(Bench, plan, env, simulator, workdir, started, log)
+    return (comparison, latency, plan.fast), comparison["errors"] + latency["errors"]
+
+
 async def main_async(args):
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
@@ -248,7 +260,8 @@ async def main_async(args):
     try:
         process, simulator_port = start_listener("tests.glm_simulator")
         started.append(process)
-        run = weigh_transports if args.transports else bench_everything
+        run = (weigh_transports if args.transports else
+               weigh_jobs if args.jobs else bench_everything)
         results, errors = await run(plan, (process.pid, simulator_port), database_url,
                                     workdir, started, log)
         failed = bool(errors)
@@ -261,7 +274,12 @@ async def main_async(args):
             shutil.rmtree(workdir, ignore_errors=True)
     meta = report.machine(database_url, mode)
     output = args.output or (None if args.quick else RESULTS)
-    if args.transports:
+    if args.jobs:
+        print(jobs.table(*results))
+        print(*report.service_log_lines(errors), sep="\n")
+        if output:
+            report.write_section(Path(output), "Answers as jobs", jobs.markdown(*results, meta))
+    elif args.transports:
         print(transports.table(results))
         print(*report.service_log_lines(errors), sep="\n")
         if output:
@@ -280,6 +298,9 @@ def main(argv=None):
                         help="scaled-down profiles, under a minute; writes no RESULTS.md")
     parser.add_argument("--transports", action="store_true",
                         help="only the fast profile, through each GLM_TRANSPORT in turns")
+    parser.add_argument("--jobs", action="store_true",
+                        help="answers as jobs beside the first version; stop and re-attach "
+                             "latencies")
     parser.add_argument("--output", help="write the results as Markdown here")
     args = parser.parse_args(argv)
     raise_open_files_limit()

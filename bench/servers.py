@@ -76,15 +76,15 @@ def upgrade_database(env):
                    check=True, capture_output=True, timeout=120)
 
 
-def start_service(env, log_path, timeout=30):
-    """gunicorn with one gevent worker, configured by the project's gunicorn.conf.py through
-    bench/gunicorn_profile.py: (master, worker pid, port)."""
+def start_service(env, log_path, timeout=30, project=PROJECT, workers=1):
+    """gunicorn with `workers` gevent workers (of the code in `project`), configured by its
+    gunicorn.conf.py through bench/gunicorn_profile.py: (master, first worker's pid, port)."""
     port = free_port()
     log = open(log_path, "w")
     master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
-                               "bench/gunicorn_profile.py", "wsgi:app"], cwd=PROJECT,
-                              env={**env, "PORT": str(port)}, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+                               "bench/gunicorn_profile.py", "wsgi:app"], cwd=project,
+                              env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)},
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,9 +92,9 @@ def start_service(env, log_path, timeout=30):
             raise RuntimeError(f"gunicorn exited with {master.returncode}; see {log_path}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-                workers = children(master.pid)
-                if len(workers) == 1:
-                    return master, workers[0], port
+                running = children(master.pid)
+                if len(running) == workers:
+                    return master, running[0], port
         except OSError:
             pass
         time.sleep(0.2)

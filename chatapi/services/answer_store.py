@@ -16,19 +16,19 @@ class DatabaseAnswerStore:
         db.session.add(AnswerJob(answer_id=answer_id, worker=worker, language=language,
                                  heartbeat_at=utcnow(), stop_requested=False, last_event_id=0))
 
-    def append(self, answer_id, events, ended=False):
-        """Add `events` [(seq, event, data)] to the transaction; `ended`: the last one is the
-        answer's last event."""
-        if events:
-            db.session.execute(insert(AnswerEvent), [
-                {"answer_id": answer_id, "seq": seq, "event": kind, "data": data}
-                for seq, kind, data in events])
-        values = {"last_event_id": events[-1][0]} if events else {}
-        if ended:
-            values["ended_at"] = utcnow()
-        if values:
-            db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
-                               .values(**values))
+    def append(self, batches):
+        """Add the new events of running answers, {answer id: [(seq, event, data)]}, to the
+        transaction: one statement for them all (a worker's ticker writes every 0.2 s)."""
+        rows = [{"answer_id": answer_id, "seq": seq, "event": kind, "data": data}
+                for answer_id, events in batches.items() for seq, kind, data in events]
+        if rows:
+            db.session.execute(insert(AnswerEvent), rows)
+
+    def end(self, answer_id, events):
+        """Add an answer's last events (the last of them its end) to the transaction."""
+        self.append({answer_id: events})
+        db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
+                           .values(last_event_id=events[-1][0], ended_at=utcnow()))
 
     def job(self, answer_id):
         return db.session.scalar(select(AnswerJob).where(AnswerJob.answer_id == answer_id))

@@ -14,7 +14,7 @@ import time
 import weakref
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..errors import CODE_BY_STATUS, api_error_for
 from ..extensions import db
@@ -35,6 +35,14 @@ STOP_WAIT_SECONDS = 2.0
 ENDS = ("done", "error")
 # Every runtime of this process, so a stopping worker can end their answers.
 RUNTIMES = weakref.WeakSet()
+
+# The text so far of running answers, many at once (an executemany); a stored end is kept.
+MESSAGES = Message.__table__
+UPDATE_CONTENT = (update(MESSAGES)
+                  .where(MESSAGES.c.id == bindparam("answer_id"),
+                         MESSAGES.c.status == "in_progress")
+                  .values(content=bindparam("text"), reasoning_content=bindparam("reasoning"),
+                          tool_calls=bindparam("calls")))
 
 # One encoder for every event; NaN and Infinity raise, as in every JSON response.
 to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -205,7 +213,7 @@ class Answers:
             # A retry: the error its streams were sent is not the answer's end.
             pending = [event for event in job.pending() if event[1] not in ENDS]
             last = (pending[-1][0] if pending else job.written) + 1
-            self.store.append(job.id, pending + [(last, kind, to_json(data))], ended=True)
+            self.store.end(job.id, pending + [(last, kind, to_json(data))])
             db.session.commit()
             job.written = last
         return kind, data
@@ -314,7 +322,7 @@ class Answers:
                 kind, data = self.last_event(self.dump(message), language)
                 last = events[-1][0] if events else 0
                 if not events or events[-1][1] not in ENDS:
-                    self.store.append(answer_id, [(last + 1, kind, to_json(data))])
+                    self.store.end(answer_id, [(last + 1, kind, to_json(data))])
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -376,25 +384,26 @@ class Answers:
             self.store.sweep(self.config["RESUME_TTL_SECONDS"])
 
     def write_progress(self, jobs, now):
-        """Each answer's new events, and its text so far when CONTENT_SECONDS have passed."""
-        written = []
+        """Each answer's new events, and its text so far when CONTENT_SECONDS have passed: one
+        statement for each kind, whatever the number of answers."""
+        written, batches, contents = [], {}, []
         for job in jobs:
             if job.ended:
                 continue
             pending = job.pending()
             if pending:
-                self.store.append(job.id, pending)
+                batches[job.id] = pending
                 written.append((job, len(pending)))
             due, sizes = job.content_due(now)
             if due:
                 exchange = job.exchange
-                db.session.execute(
-                    update(Message).where(Message.id == job.id, Message.status == "in_progress")
-                    .values(content="".join(exchange.text),
-                            reasoning_content="".join(exchange.reasoning) or None,
-                            tool_calls=list(exchange.tool_calls))
-                    .execution_options(synchronize_session=False))
+                contents.append({"answer_id": job.id, "text": "".join(exchange.text),
+                                 "reasoning": "".join(exchange.reasoning) or None,
+                                 "calls": list(exchange.tool_calls)})
                 job.content_written, job.content_written_at = sizes, now
+        self.store.append(batches)
+        if contents:
+            db.session.execute(UPDATE_CONTENT, contents)
         return written
 
     def take_requests(self, jobs, now):
