@@ -247,8 +247,11 @@ class Answers:
         quiet_since = listened_at = time.monotonic()
         sent = False
         while True:
-            events = self.store.events_after(answer_id, after)
+            # The job first: when it has ended, the events read next hold its end (stored
+            # with it in one transaction); read the other way round, an end committed between
+            # the two reads would skip the events stored with it.
             job = self.store.job(answer_id)
+            events = self.store.events_after(answer_id, after)
             if not events and job is not None and job.ended_at is not None and not sent:
                 events = self.store.events_after(answer_id, job.last_event_id - 1)
             if not events and job is None and not sent:
