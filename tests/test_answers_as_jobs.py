@@ -218,10 +218,15 @@ def test_a_provider_failure_stores_its_code_and_its_error_event(chat, auth_heade
     assert replayed == events
 
 
+@pytest.mark.parametrize("stop_requested,ended", [
+    (False, ("incomplete", "interrupted", "answer_interrupted", "error")),
+    (True, ("incomplete", "stopped", None, "done")),
+])
 def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
-        chat_app, auth_headers):
+        chat_app, auth_headers, stop_requested, ended):
     """A worker that stops saying it is alive: another one's ticker ends its answers, keeping
-    the text their streams were sent; streams re-attached end with `answer_interrupted`."""
+    the text their streams were sent; streams re-attached end with `answer_interrupted`. A
+    stop asked for before the worker was known gone is kept: `stopped`, ending with `done`."""
     chat = chat_app(ANSWER_REAP_AFTER_SECONDS=1.0).test_client()
     conversation_id = chat.post("/api/conversations/", json={},
                                 headers=auth_headers).json["data"]["id"]
@@ -233,6 +238,7 @@ def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
                        .values(status="in_progress", content="", finish_reason=None))
     job = db.session.get(AnswerJob, answer_id)
     job.ended_at, job.worker = None, "elsewhere:1:dead"
+    job.stop_requested = stop_requested
     job.heartbeat_at = utcnow().replace(year=2000)
     db.session.execute(AnswerEvent.__table__.delete().where(
         AnswerEvent.answer_id == answer_id, AnswerEvent.event == "done"))
@@ -242,9 +248,9 @@ def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
     tick_always()  # as a gunicorn worker does from its start
     answer = wait_for(lambda: (m := stored(answer_id)) and m.status != "in_progress" and m,
                       timeout=60)
-    assert (answer.status, answer.finish_reason, answer.error_code) == (
-        "incomplete", "interrupted", "answer_interrupted")
+    assert (answer.status, answer.finish_reason, answer.error_code) == ended[:3]
     assert answer.content == "so far"
     events = parse_events(follow(chat, auth_headers, answer_id).get_data(as_text=True))
-    assert events[-1][0] == "error" and events[-1][1]["code"] == "answer_interrupted"
+    assert events[-1][0] == ended[3]
+    assert events[-1][1].get("code") == ended[2]
     assert "".join(d["delta"] for kind, d in events if kind == "text") == "so far"

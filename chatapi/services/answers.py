@@ -302,6 +302,9 @@ class Answers:
             db.session.close()
             if job is None or job.ended_at is not None:
                 return
+            if worker_is_gone(job.worker):
+                self.end_abandoned(answer_id, chat.STOPPED, 0)
+                return
             if utcnow() - job.heartbeat_at > timedelta(seconds=gone_after):
                 self.end_abandoned(answer_id, chat.STOPPED, gone_after)
                 return
@@ -314,6 +317,9 @@ class Answers:
             if not self.store.claim_end(answer_id, silent_for):
                 db.session.rollback()
                 return
+            job = self.store.job(answer_id)
+            if job.stop_requested:  # asked before its worker was known to be gone
+                reason = chat.STOPPED
             events = self.store.events_after(answer_id, 0)
             message = db.session.scalar(select(Message).where(Message.id == answer_id))
             if message is not None and message.status == "in_progress":
@@ -321,7 +327,7 @@ class Answers:
                 db.session.flush()
             if message is not None:
                 messages.attach_siblings([message])
-                language = self.store.job(answer_id).language
+                language = job.language
                 kind, data = self.last_event(self.dump(message), language)
                 last = events[-1][0] if events else 0
                 if not events or events[-1][1] not in ENDS:
@@ -459,6 +465,23 @@ class Answers:
         ticker = self.ticker
         if ticker is not None:
             ticker.join(max(0.0, deadline - time.monotonic()))
+
+
+def worker_is_gone(worker):
+    """True when `worker` (host:pid:token) ran on this host and its process has exited (or
+    is a zombie): its answers need not wait for its heartbeat to go stale."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:50] or not pid.isdigit():
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    except OSError:
+        return False
+    return state in ("Z", "X")
 
 
 def keep_what_was_sent(message, events, reason):
