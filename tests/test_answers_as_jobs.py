@@ -1,9 +1,12 @@
 """Answers as jobs (docs/API.md §4, "Answers as jobs"), through the API in one process: an answer
 runs to its end whoever listens, its events are numbered and can be followed again from any
 point, it can be stopped (a running tool too), it is listed `in_progress` with its text so far,
-and how it ended is stored so that its last event can be rebuilt. Real gunicorn workers,
+and how it ended is stored so that its last event can be rebuilt. Each test runs on both
+stores of events and stop signals: the database's, and Redis's when the suite has one
+(REDIS_URL); what only Redis does is in tests/test_answer_store_redis.py. Real gunicorn workers,
 and a killed one, are in tests/test_streaming_gunicorn.py and tests/faults/test_worker_kill.py."""
 import json
+import os
 import time
 
 import pytest
@@ -12,6 +15,7 @@ from sqlalchemy import select, update
 from chatapi.extensions import db
 from chatapi.models import AnswerEvent, AnswerJob, Message
 from chatapi.models.timestamps import utcnow
+from chatapi.services.answer_store_redis import RedisAnswerStore
 
 from chatapi.lifecycle import tick_always
 
@@ -22,6 +26,17 @@ URL = "/api/messages/"
 # Two chunks, then silence for as long as the test lasts (the provider's read timeout is
 # raised to match): the answer is under way, its text so far known.
 STALLED = "[[chunks:4]][[stall_after:2]][[stall:600]]"
+
+
+@pytest.fixture(params=["database", "redis"])
+def chat_app(chat_app, request):
+    """Apps whose answers keep their events and stop signals in the database, or in Redis."""
+    redis_url = None
+    if request.param == "redis":
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            pytest.skip("the suite has no Redis (REDIS_URL)")
+    return lambda **overrides: chat_app(**{"REDIS_URL": redis_url, **overrides})
 
 
 @pytest.fixture
@@ -228,16 +243,7 @@ def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
     sent = chat.post(URL, headers=auth_headers, json={"conversation_id": conversation_id,
                                                       "content": "[[reply:so far]]"})
     answer_id = sent.json["data"]["assistant_message"]["id"]
-    # Make it look as the dead worker left it: running, its last event the text.
-    db.session.execute(update(Message).where(Message.id == answer_id)
-                       .values(status="in_progress", content="", finish_reason=None))
-    job = db.session.get(AnswerJob, answer_id)
-    job.ended_at, job.worker = None, "elsewhere:1:dead"
-    job.heartbeat_at = utcnow().replace(year=2000)
-    db.session.execute(AnswerEvent.__table__.delete().where(
-        AnswerEvent.answer_id == answer_id, AnswerEvent.event == "done"))
-    job.last_event_id -= 1
-    db.session.commit()
+    left_by_a_dead_worker(chat.application, answer_id)
 
     tick_always()  # as a gunicorn worker does from its start
     answer = wait_for(lambda: (m := stored(answer_id)) and m.status != "in_progress" and m,
@@ -248,3 +254,37 @@ def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
     events = parse_events(follow(chat, auth_headers, answer_id).get_data(as_text=True))
     assert events[-1][0] == "error" and events[-1][1]["code"] == "answer_interrupted"
     assert "".join(d["delta"] for kind, d in events if kind == "text") == "so far"
+
+
+def left_by_a_dead_worker(app, answer_id):
+    """Make a finished answer look as a dead worker leaves it: running, its last event the
+    text, its worker silent since 2000."""
+    db.session.execute(update(Message).where(Message.id == answer_id)
+                       .values(status="in_progress", content="", finish_reason=None))
+    db.session.commit()
+    store = app.extensions["chatapi.answers"].store
+    if isinstance(store, RedisAnswerStore):
+        unend_in_redis(store, answer_id, "elsewhere:1:dead")
+        return
+    job = db.session.get(AnswerJob, answer_id)
+    job.ended_at, job.worker = None, "elsewhere:1:dead"
+    job.heartbeat_at = utcnow().replace(year=2000)
+    db.session.execute(AnswerEvent.__table__.delete().where(
+        AnswerEvent.answer_id == answer_id, AnswerEvent.event == "done"))
+    job.last_event_id -= 1
+    db.session.commit()
+
+
+def unend_in_redis(store, answer_id, worker):
+    client, key = store.redis, store.key(answer_id)
+    kept = client.xrange(key + ":events")[:-1]
+    client.delete(key + ":events")
+    for entry_id, fields in kept:
+        client.xadd(key + ":events", fields, id=entry_id)
+    silent_since = utcnow().replace(year=2000).timestamp()
+    client.hdel(key, "ended_at")
+    client.hset(key, mapping={"worker": worker, "heartbeat_at": silent_since,
+                              "last_event_id": len(kept)})
+    client.persist(key)
+    client.zadd(store.running, {answer_id: silent_since})
+    client.sadd(store.workers + worker, answer_id)

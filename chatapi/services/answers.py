@@ -125,7 +125,9 @@ class Job:
 
 
 class Answers:
-    """The answers of one app in this process; `store` is what every worker shares."""
+    """The answers of one app in this process; `store` is what every worker shares. Its
+    writes are committed with the database's transaction by `store.commit()` (and dropped by
+    `store.rollback()`): what must follow a database commit is written after it."""
 
     def __init__(self, app, store, dump):
         self.app = app
@@ -188,7 +190,7 @@ class Answers:
         try:
             kind, data = self.store_end(job)
         except Exception as error:  # the answer is over: its end must still reach its streams
-            db.session.rollback()
+            self.store.rollback()
             job.unstored = api_error_for(error)
             with self.lock:
                 self.ends_to_store.add(job)
@@ -206,7 +208,7 @@ class Answers:
             pending = [event for event in job.pending() if event[1] not in ENDS]
             last = (pending[-1][0] if pending else job.written) + 1
             self.store.append(job.id, pending + [(last, kind, to_json(data))], ended=True)
-            db.session.commit()
+            self.store.commit()
             job.written = last
         return kind, data
 
@@ -215,7 +217,7 @@ class Answers:
             try:
                 self.store_end(job)
             except Exception:
-                db.session.rollback()
+                self.store.rollback()
                 log.warning("the end of answer %s is still not stored", job.id)
                 return
             with self.lock:
@@ -301,10 +303,11 @@ class Answers:
         `incomplete` with `reason`; its streams get the last event. Done by one worker only."""
         try:
             if not self.store.claim_end(answer_id, silent_for):
-                db.session.rollback()
+                self.store.rollback()
                 return
             events = self.store.events_after(answer_id, 0)
             message = db.session.scalar(select(Message).where(Message.id == answer_id))
+            ending = []
             if message is not None and message.status == "in_progress":
                 keep_what_was_sent(message, events, reason)
                 db.session.flush()
@@ -314,10 +317,11 @@ class Answers:
                 kind, data = self.last_event(self.dump(message), language)
                 last = events[-1][0] if events else 0
                 if not events or events[-1][1] not in ENDS:
-                    self.store.append(answer_id, [(last + 1, kind, to_json(data))])
-            db.session.commit()
+                    ending = [(last + 1, kind, to_json(data))]
+            self.store.append(answer_id, ending, ended=True)
+            self.store.commit()
         except Exception:
-            db.session.rollback()
+            self.store.rollback()
             log.exception("could not end the abandoned answer %s", answer_id)
 
     # The ticker: one per process and app, while it has answers (always under gunicorn).
@@ -334,12 +338,13 @@ class Answers:
                 try:
                     self.tick()
                 except Exception:
-                    db.session.rollback()
+                    self.store.rollback()
                     log.exception("answer ticker")
                 finally:
                     db.session.close()
                 with self.lock:
-                    if not self.jobs and not self.ends_to_store and not self.always_on:
+                    if not (self.jobs or self.ends_to_store or self.always_on
+                            or self.store.has_unwritten()):
                         self.ticker = None
                         return
                 time.sleep(FLUSH_SECONDS)
@@ -359,7 +364,7 @@ class Answers:
             if (jobs or self.ends_to_store) and self.due(
                     "heartbeat", self.config["ANSWER_HEARTBEAT_SECONDS"], now):
                 self.store.heartbeat(self.worker)
-            db.session.commit()
+            self.store.commit()
             for job, count in written:
                 job.written += count
         if jobs:
