@@ -1,9 +1,10 @@
 """Answers as jobs (docs/API.md §4, "Answers as jobs"). Each answer runs in a thread of its own
 (a greenlet under gunicorn's gevent worker) to its end, whoever listens. Its events are numbered
 from 1 and kept in memory for the streams of this worker; a ticker per worker writes them in
-batches to the store (answer_store.py) for streams attached elsewhere, keeps the answer's row
-at most CONTENT_SECONDS behind, says the worker is alive, takes stop requests, stops answers
-nobody listens to (STOP_AFTER_DISCONNECT_SECONDS) and ends the answers of dead workers."""
+batches to the store (answer_store.py: the database, or Redis with REDIS_URL) for streams
+attached elsewhere, keeps the answer's row at most CONTENT_SECONDS behind, says the worker is
+alive, takes stop requests, stops answers nobody listens to (STOP_AFTER_DISCONNECT_SECONDS) and
+ends the answers of dead workers."""
 import json
 import logging
 import os
