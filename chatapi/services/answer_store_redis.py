@@ -11,9 +11,10 @@ RESUME_TTL_SECONDS after its end. One Redis, not a Cluster (scripts build keys f
 The database holds the answer's row, which is the truth: what must follow a database write (an
 answer's end, after its row says so) is staged and written by `commit()` right after the
 database commit, so that no stream sees an end its row does not show yet. When Redis fails
-then, the staged writes are kept and retried at the next commit; the worker keeps the answer
-alive meanwhile (its heartbeat), and if the worker dies the reaper writes the end from the
-stored row. Reads and stop requests fail closed (503)."""
+then, the staged writes are kept and retried at the next commit (the worker's ticker commits
+every 0.2 s); if the worker dies first, or its answer's heartbeat lapses meanwhile, a reaper
+writes the end from the stored row instead. Writes are idempotent by event number, so that
+either way an answer has one end. Reads and stop requests fail closed (503)."""
 import logging
 import threading
 import time
