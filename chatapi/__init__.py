@@ -17,7 +17,7 @@ from .models.text_search import register_sqlite_casefold
 from .redis_store import redis_client
 from .schemas.messages import MessageSchema
 from .services.answer_slots import answer_slots
-from .services.answer_store import DatabaseAnswerStore
+from .services.answer_store import answer_store
 from .services.answers import Answers
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
@@ -95,7 +95,7 @@ def register_extensions(app):
         app.config["RATELIMIT_STORAGE_URI"], redis, app.config["RATELIMIT_KEY_PREFIX"])
     app.extensions["chatapi.answer_slots"] = answer_slots(
         redis, app.config["RATELIMIT_KEY_PREFIX"])
-    app.extensions["chatapi.answers"] = Answers(app, DatabaseAnswerStore(),
+    app.extensions["chatapi.answers"] = Answers(app, answer_store(redis, app.config),
                                                 MessageSchema().dump)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},

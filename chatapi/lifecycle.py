@@ -15,8 +15,7 @@ def tick_always():
     """A worker's ticker runs from its start, so that it ends the answers of dead workers even
     while it writes none itself."""
     for runtime in list(RUNTIMES):
-        runtime.always_on = True
-        runtime.keep_ticking()
+        runtime.tick_always()
 
 
 def end_answers_before(graceful_timeout):

@@ -1,9 +1,12 @@
 """Answers as jobs (docs/API.md §4, "Answers as jobs"), through the API in one process: an answer
 runs to its end whoever listens, its events are numbered and can be followed again from any
 point, it can be stopped (a running tool too), it is listed `in_progress` with its text so far,
-and how it ended is stored so that its last event can be rebuilt. Real gunicorn workers,
+and how it ended is stored so that its last event can be rebuilt. Each test runs on both
+stores of events and stop signals: the database's, and Redis's when the suite has one
+(REDIS_URL); what only Redis does is in tests/test_answer_store_redis.py. Real gunicorn workers,
 and a killed one, are in tests/test_streaming_gunicorn.py and tests/faults/test_worker_kill.py."""
 import json
+import os
 import time
 
 import pytest
@@ -12,8 +15,8 @@ from sqlalchemy import select, update
 from chatapi.extensions import db
 from chatapi.models import AnswerEvent, AnswerJob, Message
 from chatapi.models.timestamps import utcnow
+from chatapi.services.answer_store_redis import RedisAnswerStore
 
-from chatapi.lifecycle import tick_always
 
 from .simulator_client import wait_for
 from .test_chat import parse_events
@@ -22,6 +25,17 @@ URL = "/api/messages/"
 # Two chunks, then silence for as long as the test lasts (the provider's read timeout is
 # raised to match): the answer is under way, its text so far known.
 STALLED = "[[chunks:4]][[stall_after:2]][[stall:600]]"
+
+
+@pytest.fixture(params=["database", "redis"])
+def chat_app(chat_app, request):
+    """Apps whose answers keep their events and stop signals in the database, or in Redis."""
+    redis_url = None
+    if request.param == "redis":
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            pytest.skip("the suite has no Redis (REDIS_URL)")
+    return lambda **overrides: chat_app(**{"REDIS_URL": redis_url, **overrides})
 
 
 @pytest.fixture
@@ -233,9 +247,31 @@ def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
     sent = chat.post(URL, headers=auth_headers, json={"conversation_id": conversation_id,
                                                       "content": "[[reply:so far]]"})
     answer_id = sent.json["data"]["assistant_message"]["id"]
-    # Make it look as the dead worker left it: running, its last event the text.
+    left_by_a_dead_worker(chat.application, answer_id, stop_requested)
+
+    # As a gunicorn worker does from its start (this app's runtime only: the process holds
+    # the runtimes of earlier tests' apps too).
+    chat.application.extensions["chatapi.answers"].tick_always()
+    answer = wait_for(lambda: (m := stored(answer_id)) and m.status != "in_progress" and m,
+                      timeout=60)
+    assert (answer.status, answer.finish_reason, answer.error_code) == ended[:3]
+    assert answer.content == "so far"
+    events = parse_events(follow(chat, auth_headers, answer_id).get_data(as_text=True))
+    assert events[-1][0] == ended[3]
+    assert events[-1][1].get("code") == ended[2]
+    assert "".join(d["delta"] for kind, d in events if kind == "text") == "so far"
+
+
+def left_by_a_dead_worker(app, answer_id, stop_requested=False):
+    """Make a finished answer look as a dead worker leaves it: running, its last event the
+    text, its worker silent since 2000 (a stop asked for it when `stop_requested`)."""
     db.session.execute(update(Message).where(Message.id == answer_id)
                        .values(status="in_progress", content="", finish_reason=None))
+    db.session.commit()
+    store = app.extensions["chatapi.answers"].store
+    if isinstance(store, RedisAnswerStore):
+        unend_in_redis(store, answer_id, "elsewhere:1:dead", stop_requested)
+        return
     job = db.session.get(AnswerJob, answer_id)
     job.ended_at, job.worker = None, "elsewhere:1:dead"
     job.stop_requested = stop_requested
@@ -245,12 +281,48 @@ def test_an_answer_whose_worker_died_is_ended_interrupted_with_what_it_sent(
     job.last_event_id -= 1
     db.session.commit()
 
-    tick_always()  # as a gunicorn worker does from its start
+
+def unend_in_redis(store, answer_id, worker, stop_requested):
+    client, key = store.redis, store.key(answer_id)
+    kept = client.xrange(key + ":events")[:-1]
+    client.delete(key + ":events")
+    for entry_id, fields in kept:
+        client.xadd(key + ":events", fields, id=entry_id)
+    silent_since = utcnow().replace(year=2000).timestamp()
+    client.hdel(key, "ended_at")
+    client.hset(key, mapping={"worker": worker, "heartbeat_at": silent_since,
+                              "last_event_id": len(kept), "stop_requested": int(stop_requested)})
+    client.persist(key)
+    client.zadd(store.running, {answer_id: silent_since})
+    client.sadd(store.workers + worker, answer_id)
+
+
+def test_an_answer_ended_by_a_reaper_while_its_worker_lives_keeps_that_end(
+        patient, chat_app, auth_headers, glm_simulator):
+    """A worker taken for dead (a heartbeat late) whose answer another worker ended: the first
+    end stored is the answer's. Its worker stops writing it, hangs up on the model and sends
+    its streams that end; nothing is stored twice."""
+    chat = patient.test_client()
+    conversation_id = chat.post("/api/conversations/", json={},
+                                headers=auth_headers).json["data"]["id"]
+    response, pieces = open_stream(chat, auth_headers, conversation_id, STALLED)
+    seen = read_until(pieces, "text", count=2)
+    answer_id = seen[0][1]["assistant_message_id"]
+    store = patient.extensions["chatapi.answers"].store
+    assert wait_for(lambda: len(store.events_after(answer_id, 0)) >= 3, timeout=60)
+    db.session.rollback()
+
+    reaper = chat_app()
+    with reaper.app_context():
+        reaper.extensions["chatapi.answers"].end_abandoned(answer_id, "interrupted", 0)
+    rest = read_until(pieces, "error")
+    response.close()
+    assert rest[-1][0] == "error" and rest[-1][1]["code"] == "answer_interrupted"
+    assert rest[-1][1]["assistant_message"]["content"] == "w0 w1 "
+    assert wait_for(glm_simulator.hangups, timeout=60)
     answer = wait_for(lambda: (m := stored(answer_id)) and m.status != "in_progress" and m,
                       timeout=60)
-    assert (answer.status, answer.finish_reason, answer.error_code) == ended[:3]
-    assert answer.content == "so far"
+    assert (answer.status, answer.finish_reason, answer.content) == (
+        "incomplete", "interrupted", "w0 w1 ")
     events = parse_events(follow(chat, auth_headers, answer_id).get_data(as_text=True))
-    assert events[-1][0] == ended[3]
-    assert events[-1][1].get("code") == ended[2]
-    assert "".join(d["delta"] for kind, d in events if kind == "text") == "so far"
+    assert [kind for kind, _ in events] == ["start", "text", "text", "error"]

@@ -8,9 +8,12 @@ from sqlalchemy import delete, insert, select, update
 from ..extensions import db
 from ..models import AnswerEvent, AnswerJob
 from ..models.timestamps import utcnow
+from .answer_store_redis import RedisAnswerStore
 
 
 class DatabaseAnswerStore:
+    """Every write joins the session's transaction; `commit()` is the database's."""
+
     def open(self, answer_id, worker, language):
         """The job's row, added to the transaction that stores the answer's row."""
         db.session.add(AnswerJob(answer_id=answer_id, worker=worker, language=language,
@@ -25,10 +28,23 @@ class DatabaseAnswerStore:
             db.session.execute(insert(AnswerEvent), rows)
 
     def end(self, answer_id, events):
-        """Add an answer's last events (the last of them its end) to the transaction."""
+        """Add an answer's last events (the last of them its end; none when its end is stored
+        already) to the transaction, and mark it ended."""
         self.append({answer_id: events})
+        values = {"ended_at": utcnow()}
+        if events:
+            values["last_event_id"] = events[-1][0]
         db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
-                           .values(last_event_id=events[-1][0], ended_at=utcnow()))
+                           .values(**values))
+
+    def commit(self):
+        db.session.commit()
+
+    def rollback(self):
+        db.session.rollback()
+
+    def has_unwritten(self):
+        return False
 
     def job(self, answer_id):
         return db.session.scalar(select(AnswerJob).where(AnswerJob.answer_id == answer_id))
@@ -88,3 +104,11 @@ class DatabaseAnswerStore:
         db.session.execute(delete(AnswerJob).where(AnswerJob.ended_at < cutoff)
                            .execution_options(synchronize_session=False))
         db.session.commit()
+
+
+def answer_store(redis_client, config):
+    """In Redis when REDIS_URL is set (shared by every instance on it), else the database."""
+    if redis_client is None:
+        return DatabaseAnswerStore()
+    return RedisAnswerStore(redis_client, config["RATELIMIT_KEY_PREFIX"],
+                            config["RESUME_TTL_SECONDS"])

@@ -1,9 +1,10 @@
 """Answers as jobs (docs/API.md §4, "Answers as jobs"). Each answer runs in a thread of its own
 (a greenlet under gunicorn's gevent worker) to its end, whoever listens. Its events are numbered
 from 1 and kept in memory for the streams of this worker; a ticker per worker writes them in
-batches to the store (answer_store.py) for streams attached elsewhere, keeps the answer's row
-at most CONTENT_SECONDS behind, says the worker is alive, takes stop requests, stops answers
-nobody listens to (STOP_AFTER_DISCONNECT_SECONDS) and ends the answers of dead workers."""
+batches to the store (answer_store.py: the database, or Redis with REDIS_URL) for streams
+attached elsewhere, keeps the answer's row at most CONTENT_SECONDS behind, says the worker is
+alive, takes stop requests, stops answers nobody listens to (STOP_AFTER_DISCONNECT_SECONDS) and
+ends the answers of dead workers."""
 import json
 import logging
 import os
@@ -60,6 +61,7 @@ class Job:
         self.content_written = (0, 0, 0)
         self.changed = threading.Condition()
         self.ended = False
+        self.ending = False  # its end is being stored
         self.failure = None  # the provider's or the tool loop's, an ApiError
         self.unstored = None  # why the end could not be stored, an ApiError
         self.listeners = 0
@@ -133,7 +135,9 @@ class Job:
 
 
 class Answers:
-    """The answers of one app in this process; `store` is what every worker shares."""
+    """The answers of one app in this process; `store` is what every worker shares. Its
+    writes are committed with the database's transaction by `store.commit()` (and dropped by
+    `store.rollback()`): what must follow a database commit is written after it."""
 
     def __init__(self, app, store, dump):
         self.app = app
@@ -191,12 +195,13 @@ class Answers:
         """Store the answer's end with its last events, in one transaction; then tell its
         streams. When it cannot be stored, they get that error, without a message, and the
         ticker stores it once the database answers again."""
+        job.ending = True
         if job.failure is not None:
             job.exchange.fail(job.failure)
         try:
             kind, data = self.store_end(job)
         except Exception as error:  # the answer is over: its end must still reach its streams
-            db.session.rollback()
+            self.store.rollback()
             job.unstored = api_error_for(error)
             with self.lock:
                 self.ends_to_store.add(job)
@@ -207,6 +212,9 @@ class Answers:
 
     def store_end(self, job):
         with self.write_lock:
+            ended_elsewhere = self.ended_elsewhere(job)
+            if ended_elsewhere is not None:
+                return ended_elsewhere
             message = chat.finish(job.exchange)
             kind, data = self.last_event(self.dump(message), job.exchange.language,
                                          job.failure)
@@ -214,16 +222,34 @@ class Answers:
             pending = [event for event in job.pending() if event[1] not in ENDS]
             last = (pending[-1][0] if pending else job.written) + 1
             self.store.end(job.id, pending + [(last, kind, to_json(data))])
-            db.session.commit()
+            self.store.commit()
             job.written = last
         return kind, data
+
+    def ended_elsewhere(self, job):
+        """The last event of an answer another worker ended meanwhile (a reaper that took this
+        worker for dead): the first end stored is the answer's; None when there is none."""
+        try:
+            stored_job = self.store.job(job.id)
+        except Exception:  # a store that cannot tell (Redis down): the database's row decides
+            log.warning("could not tell whether answer %s was ended elsewhere", job.id)
+            return None
+        if stored_job is None or stored_job.ended_at is None:
+            return None
+        stored = self.stored_message(job.id)
+        self.store.rollback()
+        if stored is None:
+            return None
+        job.exchange.release_slot()
+        log.warning("answer %s was ended by another worker before this one ended it", job.id)
+        return self.last_event(stored, job.exchange.language)
 
     def store_unstored_ends(self):
         for job in list(self.ends_to_store):
             try:
                 self.store_end(job)
             except Exception:
-                db.session.rollback()
+                self.store.rollback()
                 log.warning("the end of answer %s is still not stored", job.id)
                 return
             with self.lock:
@@ -315,13 +341,14 @@ class Answers:
         `incomplete` with `reason`; its streams get the last event. Done by one worker only."""
         try:
             if not self.store.claim_end(answer_id, silent_for):
-                db.session.rollback()
+                self.store.rollback()
                 return
             job = self.store.job(answer_id)
             if job.stop_requested:  # asked before its worker was known to be gone
                 reason = chat.STOPPED
             events = self.store.events_after(answer_id, 0)
             message = db.session.scalar(select(Message).where(Message.id == answer_id))
+            ending = []
             if message is not None and message.status == "in_progress":
                 keep_what_was_sent(message, events, reason)
                 db.session.flush()
@@ -331,13 +358,18 @@ class Answers:
                 kind, data = self.last_event(self.dump(message), language)
                 last = events[-1][0] if events else 0
                 if not events or events[-1][1] not in ENDS:
-                    self.store.end(answer_id, [(last + 1, kind, to_json(data))])
-            db.session.commit()
+                    ending = [(last + 1, kind, to_json(data))]
+            self.store.end(answer_id, ending)
+            self.store.commit()
         except Exception:
-            db.session.rollback()
+            self.store.rollback()
             log.exception("could not end the abandoned answer %s", answer_id)
 
     # The ticker: one per process and app, while it has answers (always under gunicorn).
+
+    def tick_always(self):
+        self.always_on = True
+        self.keep_ticking()
 
     def keep_ticking(self):
         with self.lock:
@@ -351,12 +383,13 @@ class Answers:
                 try:
                     self.tick()
                 except Exception:
-                    db.session.rollback()
+                    self.store.rollback()
                     log.exception("answer ticker")
                 finally:
                     db.session.close()
                 with self.lock:
-                    if not self.jobs and not self.ends_to_store and not self.always_on:
+                    if not (self.jobs or self.ends_to_store or self.always_on
+                            or self.store.has_unwritten()):
                         self.ticker = None
                         return
                 time.sleep(FLUSH_SECONDS)
@@ -376,7 +409,7 @@ class Answers:
             if (jobs or self.ends_to_store) and self.due(
                     "heartbeat", self.config["ANSWER_HEARTBEAT_SECONDS"], now):
                 self.store.heartbeat(self.worker)
-            db.session.commit()
+            self.store.commit()
             for job, count in written:
                 job.written += count
         if jobs:
@@ -420,7 +453,12 @@ class Answers:
         STOP_AFTER_DISCONNECT_SECONDS."""
         states = self.store.running_on(self.worker)
         for job in jobs:
-            stop_requested, listened_at = states.get(job.id, (False, None))
+            if job.id not in states:
+                # Ended by another worker (which took this one for dead): stop writing it.
+                if not job.ended and not job.ending:
+                    job.exchange.cancel(chat.INTERRUPTED)
+                continue
+            stop_requested, listened_at = states[job.id]
             if stop_requested:
                 job.exchange.cancel(chat.STOPPED)
             elif self.unheard_too_long(job, listened_at):

@@ -1,10 +1,14 @@
-"""Redis (REDIS_URL: revocations and the login throttle) unreachable under a running app:
-everything that needs it fails closed with 503, fast, and recovers by itself."""
+"""Redis (REDIS_URL: revocations, the login throttle, answers' events and stop signals)
+unreachable under a running app: everything that needs it fails closed with 503, fast, and
+recovers by itself; an answer's end is stored in the database whatever Redis does."""
 import time
 
 import pytest
 
 from ..conftest import PASSWORD, bearer
+from ..simulator_client import wait_for
+from ..test_answers_as_jobs import STALLED, follow, open_stream, read_until, stored
+from ..test_chat import parse_events
 from .backends import PrivateRedis
 
 pytestmark = pytest.mark.slow
@@ -116,3 +120,38 @@ def test_an_app_started_while_redis_is_down_serves_once_it_is_up(make_app, user)
         assert client.get("/api/auth/me", headers=bearer(token)).status_code == 200
     finally:
         redis_server.destroy()
+
+
+def test_an_answer_ending_while_redis_hangs_is_stored_and_its_end_reaches_redis_after(
+        chat_app, auth_headers, private_redis):
+    """The stored row is the truth: the answer's end is committed to the database while Redis
+    hangs, its stream here gets `done`, and a stream on another instance gets the same end once
+    Redis answers again."""
+    shared = {"REDIS_URL": private_redis.url, "REDIS_TIMEOUT": 0.3, "GLM_READ_TIMEOUT": 600.0,
+              "RATELIMIT_KEY_PREFIX": "chatapi-fault-answers"}
+    first, second = chat_app(**shared), chat_app(**shared)
+    client = first.test_client()
+    conversation_id = client.post("/api/conversations/", json={},
+                                  headers=auth_headers).json["data"]["id"]
+    response, pieces = open_stream(client, auth_headers, conversation_id, STALLED)
+    seen = read_until(pieces, "text", count=2)
+    answer_id = seen[0][1]["assistant_message_id"]
+
+    private_redis.pause()
+    try:
+        with first.app_context():
+            first.extensions["chatapi.answers"].stop(answer_id)
+        rest = read_until(pieces, "done")
+        response.close()
+        answer = stored(answer_id)
+        assert (answer.status, answer.finish_reason, answer.content) == (
+            "incomplete", "stopped", "w0 w1 ")
+    finally:
+        private_redis.resume()
+
+    store = second.extensions["chatapi.answers"].store
+    wait_for(lambda: (job := store.job(answer_id)) and job.ended_at, timeout=60)
+    again = parse_events(follow(second.test_client(), auth_headers, answer_id)
+                         .get_data(as_text=True))
+    assert again == [(kind, data) for kind, data, _ in seen + rest]
+    assert again[-1][0] == "done" and again[-1][1]["assistant_message"]["content"] == "w0 w1 "
