@@ -312,7 +312,8 @@ def test_an_answer_ended_by_a_reaper_while_its_worker_lives_keeps_that_end(
     assert wait_for(lambda: len(store.events_after(answer_id, 0)) >= 3, timeout=60)
     db.session.rollback()
 
-    reaper = chat_app()
+    # Another worker of the same service (the same Redis keys, when in Redis).
+    reaper = chat_app(RATELIMIT_KEY_PREFIX=patient.config["RATELIMIT_KEY_PREFIX"])
     with reaper.app_context():
         reaper.extensions["chatapi.answers"].end_abandoned(answer_id, "interrupted", 0)
     rest = read_until(pieces, "error")
