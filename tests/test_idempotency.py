@@ -242,3 +242,18 @@ def test_repeats_sent_at_once_store_one_answer_and_ask_the_model_once(
     assert len(chat_requests(glm_simulator)) == 1
     assert message_count(conversation_id) == 2
     assert db.session.scalar(select(func.count()).select_from(IdempotencyKey)) == 1
+
+
+def test_the_document_describes_the_header_on_the_four_operations(client):
+    paths = client.get("/api/openapi.json").json["paths"]
+    for path in ("/api/messages/", "/api/messages/stream", "/api/messages/{message_id}/regenerate",
+                 "/api/messages/{message_id}/regenerate/stream"):
+        operation = paths[path]["post"]
+        header, = [parameter for parameter in operation["parameters"]
+                   if parameter["in"] == "header"]
+        assert header["name"] == "Idempotency-Key" and header["required"] is False
+        assert header["schema"] == {"type": "string", "pattern": "^[ -~]{1,255}$"}
+        assert "422" in operation["responses"]
+    assert all(parameter["name"] != "Idempotency-Key"
+               for parameter in paths["/api/messages/{message_id}/stop"]["post"].get(
+                   "parameters", []))

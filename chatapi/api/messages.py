@@ -147,9 +147,10 @@ def whole_answer(exchange, first):
 def repeated_whole_answer(first):
     """Once the first answer is stored, as a first request is answered: 404 when its messages
     were deleted since."""
+    user_id = current_user.id  # the session is closed while the first answer runs
     answers().wait_until_ended(first.answer_id, request_language())
-    answer = messages.answer_owned(current_user.id, first.answer_id)
-    question = messages.get_owned(current_user.id, first.user_message_id)
+    answer = messages.answer_owned(user_id, first.answer_id)
+    question = messages.get_owned(user_id, first.user_message_id)
     both = {"assistant_message": messages.answer_as_stored(answer.id),
             "user_message": messages.attach_siblings([question])[0]}
     if both["assistant_message"].status == "error":

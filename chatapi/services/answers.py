@@ -271,7 +271,10 @@ class Answers:
             time.sleep(POLL_SECONDS)
 
     def follow(self, answer_id, after, ping_seconds, language):
-        """The events of an answer after `after`, then live to its end, wherever it runs."""
+        """The events of an answer after `after`, then live to its end, wherever it runs. It may
+        take minutes: the caller's session is closed, so no connection is held meanwhile (the
+        store's reader takes one for each look)."""
+        db.session.close()
         job = self.local(answer_id)
         if job is not None:
             return job.follow(after, ping_seconds)
