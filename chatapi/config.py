@@ -207,6 +207,7 @@ class Config:
             # Unset: an answer nobody listens to runs to its end; 0: it stops at once.
             "STOP_AFTER_DISCONNECT_SECONDS": env_float("STOP_AFTER_DISCONNECT_SECONDS", None),
             "RESUME_TTL_SECONDS": env_float("RESUME_TTL_SECONDS", 600.0),
+            "IDEMPOTENCY_TTL_HOURS": env_float("IDEMPOTENCY_TTL_HOURS", 24.0),
             "ANSWER_HEARTBEAT_SECONDS": env_float("ANSWER_HEARTBEAT_SECONDS", 5.0),
             "ANSWER_REAP_AFTER_SECONDS": env_float("ANSWER_REAP_AFTER_SECONDS", 30.0),
             "LOGIN_FAILURE_LIMIT": env_rate_limit("LOGIN_FAILURE_LIMIT", "10 per 5 minutes"),

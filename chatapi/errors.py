@@ -120,6 +120,14 @@ def code_for(status):
     return CODE_BY_STATUS.get(status) or ("internal_error" if status >= 500 else "bad_request")
 
 
+def error_with_code(code, data=None):
+    """The failure whose envelope has `code` (a stored answer's error_code), told again."""
+    error = ApiError(code, data=data)
+    error.status = next((status for status, known in CODE_BY_STATUS.items() if known == code),
+                        UpstreamError.status)
+    return error
+
+
 def error_response(status, text_key=None, details=None, data=None, headers=None):
     code = code_for(status)
     body = {

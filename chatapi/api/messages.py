@@ -3,11 +3,11 @@ from flask_jwt_extended import current_user
 
 from ..language import request_language
 from ..schemas.envelope import envelope
-from ..errors import ValidationFailed
-from ..schemas.messages import (ExchangeSchema, FollowQuerySchema, MessageListQuerySchema,
-                                MessagePageSchema, MessageSchema, RegenerateSchema,
-                                SendMessageSchema, StoppedSchema)
-from ..services import chat, messages
+from ..errors import ValidationFailed, error_with_code
+from ..schemas.messages import (ExchangeSchema, FollowQuerySchema, IdempotencyHeaderSchema,
+                                MessageListQuerySchema, MessagePageSchema, MessageSchema,
+                                RegenerateSchema, SendMessageSchema, StoppedSchema)
+from ..services import chat, idempotency, messages
 from ..texts import say
 from . import sse
 from .blueprint import Blueprint
@@ -18,24 +18,45 @@ blp = Blueprint("messages", __name__, url_prefix="/api/messages",
                 description="Messages and answers from GLM")
 
 
-def exchange_setup():
-    """What every exchange is started with, beside what the request says."""
+def exchange_setup(keyed):
+    """What every exchange is started with, beside what the request says; `keyed`: the
+    request's Idempotency-Key, stored with the answer's row."""
     language = request_language()
+    open_job = answers().opener(language)
+
+    def on_open(answer_id, question_id):
+        open_job(answer_id, question_id)
+        if keyed is not None:
+            idempotency.remember(keyed, answer_id, question_id)
+
     return {"config": current_app.config, "registry": current_app.extensions["chatapi.tools"],
             "limiter": current_app.extensions["chatapi.rate_limiter"],
             "slots": current_app.extensions["chatapi.answer_slots"],
-            "language": language, "on_open": answers().opener(language)}
+            "language": language, "on_open": on_open}
 
 
-def begin_exchange(body):
-    return chat.begin(current_user.id, body["conversation_id"], body["content"],
-                      body["tools_enabled"], body.get("parent_id", chat.FOLLOW_BRANCH),
-                      **exchange_setup())
+def begin_exchange(headers, body):
+    """(the exchange started, None), or (None, the first answer) for a repeated key."""
+    def begin(keyed):
+        return chat.begin(current_user.id, body["conversation_id"], body["content"],
+                          body["tools_enabled"], body.get("parent_id", chat.FOLLOW_BRANCH),
+                          **exchange_setup(keyed))
+    return idempotency.begin_once(keyed_request(headers, idempotency.SEND, body), begin)
 
 
-def begin_regeneration(message_id, body):
-    return chat.begin_regeneration(current_user.id, message_id, body["tools_enabled"],
-                                   body.get("model"), **exchange_setup())
+def begin_regeneration(headers, message_id, body):
+    def begin(keyed):
+        return chat.begin_regeneration(current_user.id, message_id, body["tools_enabled"],
+                                       body.get("model"), **exchange_setup(keyed))
+    return idempotency.begin_once(
+        keyed_request(headers, idempotency.REGENERATE, body, message_id), begin)
+
+
+def keyed_request(headers, kind, body, message_id=None):
+    if "key" not in headers:
+        return None
+    return idempotency.keyed_request(current_user.id, headers["key"], kind, body,
+                                     current_app.config["IDEMPOTENCY_TTL_HOURS"], message_id)
 
 
 def exchange_runner(exchange):
@@ -61,45 +82,52 @@ def list_messages(query, conversation_id):
 @login_required
 @blp.errors(404, 429, 502, 504)
 @blp.arguments(SendMessageSchema)
+@blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.response(201, envelope(ExchangeSchema))
-def send_message(body):
+def send_message(body, headers):
     """Send a message and get the model's whole answer"""
-    return whole_answer(begin_exchange(body))
+    return whole_answer(*begin_exchange(headers, body))
 
 
 @blp.route("/stream", methods=["POST"])
 @login_required
 @blp.errors(404, 429)
 @blp.arguments(SendMessageSchema)
+@blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.doc(responses={200: sse.STREAM_RESPONSE})
-def stream_message(body):
+def stream_message(body, headers):
     """Send a message and stream the model's answer as Server-Sent Events"""
-    return streamed_answer(begin_exchange(body))
+    return streamed_answer(*begin_exchange(headers, body))
 
 
 @blp.route("/<message_id>/regenerate", methods=["POST"])
 @login_required
 @blp.errors(404, 429, 502, 504)
 @blp.arguments(RegenerateSchema, required=False)
+@blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.response(201, envelope(ExchangeSchema))
-def regenerate(body, message_id):
+def regenerate(body, headers, message_id):
     """Answer a user message again (the id of the message or of an answer to it)"""
-    return whole_answer(begin_regeneration(message_id, body))
+    return whole_answer(*begin_regeneration(headers, message_id, body))
 
 
 @blp.route("/<message_id>/regenerate/stream", methods=["POST"])
 @login_required
 @blp.errors(404, 429)
 @blp.arguments(RegenerateSchema, required=False)
+@blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.doc(responses={200: sse.STREAM_RESPONSE})
-def regenerate_stream(body, message_id):
+def regenerate_stream(body, headers, message_id):
     """Answer a user message again, streamed as Server-Sent Events"""
-    return streamed_answer(begin_regeneration(message_id, body))
+    return streamed_answer(*begin_regeneration(headers, message_id, body))
 
 
-def whole_answer(exchange):
+def whole_answer(exchange, first):
     """201 with both messages once the answer is stored; when the model failed, its error with
-    both messages (the partial answer stored) in `data`."""
+    both messages (the partial answer stored) in `data`. A repeated key: the same, of the
+    first request's answer."""
+    if first is not None:
+        return repeated_whole_answer(first)
     job = start_answer(exchange)
     job.attach()
     try:
@@ -116,7 +144,25 @@ def whole_answer(exchange):
     return {"data": both}
 
 
-def streamed_answer(exchange):
+def repeated_whole_answer(first):
+    """Once the first answer is stored, as a first request is answered: 404 when its messages
+    were deleted since."""
+    user_id = current_user.id  # the session is closed while the first answer runs
+    answers().wait_until_ended(first.answer_id, request_language())
+    answer = messages.answer_owned(user_id, first.answer_id)
+    question = messages.get_owned(user_id, first.user_message_id)
+    both = {"assistant_message": messages.answer_as_stored(answer.id),
+            "user_message": messages.attach_siblings([question])[0]}
+    if both["assistant_message"].status == "error":
+        raise error_with_code(both["assistant_message"].error_code,
+                              data=ExchangeSchema().dump(both))
+    return {"data": both}
+
+
+def streamed_answer(exchange, first):
+    if first is not None:
+        messages.answer_owned(current_user.id, first.answer_id)
+        return reattach(first.answer_id, 0)
     job = start_answer(exchange)
     return sse.response(job.follow(0, current_app.config["SSE_PING_SECONDS"]))
 
@@ -142,13 +188,13 @@ def answers():
 def follow_answer(query, message_id):
     """Re-attach to an answer's events: those after Last-Event-ID, then live to its end"""
     answer = messages.answer_owned(current_user.id, message_id)
-    after = query.get("after", last_event_id(request.headers.get("Last-Event-ID")))
-    ping_seconds = current_app.config["SSE_PING_SECONDS"]
-    job = answers().local(answer.id)
-    if job is not None:
-        return sse.response(job.follow(after, ping_seconds))
-    return sse.response(answers().follow_stored(answer.id, after, ping_seconds,
-                                                request_language()))
+    return reattach(answer.id, query.get("after", last_event_id(
+        request.headers.get("Last-Event-ID"))))
+
+
+def reattach(answer_id, after):
+    return sse.response(answers().follow(answer_id, after, current_app.config[
+        "SSE_PING_SECONDS"], request_language()))
 
 
 def last_event_id(header):

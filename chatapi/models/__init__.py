@@ -1,7 +1,9 @@
 from .answer_job import AnswerEvent, AnswerJob
 from .conversation import Conversation
+from .idempotency_key import IdempotencyKey
 from .message import Message
 from .revoked_token import RevokedToken
 from .user import User
 
-__all__ = ["AnswerEvent", "AnswerJob", "Conversation", "Message", "RevokedToken", "User"]
+__all__ = ["AnswerEvent", "AnswerJob", "Conversation", "IdempotencyKey", "Message",
+           "RevokedToken", "User"]

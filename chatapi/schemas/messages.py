@@ -33,6 +33,21 @@ class RegenerateSchema(BaseSchema):
         must_be_configured(value)
 
 
+class IdempotencyHeaderSchema(BaseSchema):
+    """The headers of a request that starts an answer (the others are ignored)."""
+
+    # \Z, not $: in Python "$" also matches before a last newline (the document's pattern
+    # is read as ECMAScript, where it does not).
+    key = fields.String(data_key="Idempotency-Key", validate=validate.Regexp(
+        r"[ -~]{1,255}\Z", error="Must be 1 to 255 printable ASCII characters."), metadata={
+            "pattern": "^[ -~]{1,255}$",
+            "description": "a repeat of the same key by the same user within "
+                           "IDEMPOTENCY_TTL_HOURS (24) stores nothing and calls no provider: "
+                           "`POST /` answers the first request's result, `/stream` re-attaches "
+                           "to its answer from the first event; the same key with another "
+                           "request -> 422"})
+
+
 class FollowQuerySchema(BaseSchema):
     after = fields.Integer(strict=False, validate=validate.Range(0, 2**31 - 1), metadata={
         "description": "send the events after this one (as the Last-Event-ID header does)"})

@@ -22,7 +22,7 @@ from ..extensions import db
 from ..models import Message
 from ..models.timestamps import utcnow
 from ..texts import say
-from . import chat, messages
+from . import chat, idempotency, messages
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ POLL_SECONDS = 0.2
 LISTENED_SECONDS = 1.0
 STOP_WAIT_SECONDS = 2.0
 ENDS = ("done", "error")
+# Past any event: following from here sends just the last one, once there is one.
+LAST_EVENT = 2**31 - 1
 # Every runtime of this process, so a stopping worker can end their answers.
 RUNTIMES = weakref.WeakSet()
 
@@ -164,7 +166,7 @@ class Answers:
 
     def opener(self, language):
         """What stores the job's row with the answer's (chat.start's `on_open`)."""
-        return lambda answer_id: self.store.open(answer_id, self.worker, language)
+        return lambda answer_id, _question_id: self.store.open(answer_id, self.worker, language)
 
     def start(self, exchange, run_exchange, start_data):
         job = Job(exchange, self.detached)
@@ -305,6 +307,21 @@ class Answers:
                 yield None
             time.sleep(POLL_SECONDS)
 
+    def follow(self, answer_id, after, ping_seconds, language):
+        """The events of an answer after `after`, then live to its end, wherever it runs. It may
+        take minutes: the caller's session is closed, so no connection is held meanwhile (the
+        store's reader takes one for each look)."""
+        db.session.close()
+        job = self.local(answer_id)
+        if job is not None:
+            return job.follow(after, ping_seconds)
+        return self.follow_stored(answer_id, after, ping_seconds, language)
+
+    def wait_until_ended(self, answer_id, language):
+        """Back once the answer is stored as it ended (or is gone), wherever it runs."""
+        for _events in self.follow(answer_id, LAST_EVENT, LISTENED_SECONDS, language):
+            pass
+
     def stored_message(self, answer_id):
         message = db.session.scalar(select(Message).where(Message.id == answer_id))
         if message is None:
@@ -424,6 +441,7 @@ class Answers:
                     self.end_abandoned(answer_id, chat.INTERRUPTED, reap_after)
         if self.due("sweep", 60.0, now):
             self.store.sweep(self.config["RESUME_TTL_SECONDS"])
+            idempotency.sweep(self.config["IDEMPOTENCY_TTL_HOURS"])
 
     def write_progress(self, jobs, now):
         """Each answer's new events, and its text so far when CONTENT_SECONDS have passed: one

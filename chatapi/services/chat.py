@@ -190,16 +190,17 @@ def ask_again(message_id, conversation):
 def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots, *,
                   config, registry, language, on_open):
     """Store the user's message (or find it) and the answer's row, `in_progress`, which ends
-    the active branch; load everything the answer needs. `on_open(answer_id)` adds what else
-    must be stored with them (the job's row). A question deleted while its answer is written
-    hands the answer, as any child, to what it followed (messages.delete)."""
+    the active branch; load everything the answer needs. `on_open(answer_id, question_id)` adds
+    what else must be stored with them (the job's row, the request's Idempotency-Key). A
+    question deleted while its answer is written hands the answer, as any child, to what it
+    followed (messages.delete)."""
     question, branch = ask(conversation)
     model = model or conversation.model
     started_at = max(utcnow(), question.created_at + timedelta(microseconds=1))
     db.session.add(Message(id=answer_id, conversation_id=conversation.id, role="assistant",
                            content="", status="in_progress", tool_calls=[], model=model,
                            parent_id=question.id, created_at=started_at))
-    on_open(answer_id)
+    on_open(answer_id, question.id)
     db.session.flush()
     conversations.move_current(conversation.id, answer_id)
     messages.attach_siblings([question])
