@@ -127,9 +127,11 @@ def test_calculator_refuses_with_the_reason_in_details_expression(run, expressio
     "2**10**10", "9**9**9", "factorial(10**6)", "(10**3000) * (10**3000)", "1e4000",
     "round(1, 10**9)"])
 def test_calculator_refuses_huge_results_before_computing_them(run, expression):
+    # Computed, the smallest of them (factorial(10**6)) takes seconds, the others minutes; the
+    # bound leaves a loaded CI machine room for a refusal made before computing.
     started = time.perf_counter()
     response = run("calculator", {"expression": expression})
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 2.0
     assert refusal(response, "expression")
 
 

@@ -129,8 +129,11 @@ def test_a_regeneration_takes_an_answer_slot(limited, auth_headers):
     client = limited(MAX_CONCURRENT_ANSWERS=1).test_client()
     conversation_id = new_conversation(client, auth_headers)
     answer = send(client, auth_headers, conversation_id, "one").json["data"]["assistant_message"]
+    # An answer runs to its end whoever reads it: this one lasts long enough (10 s) to be
+    # under way while the regenerations are refused.
     under_way = client.post("/api/messages/stream", headers=auth_headers, buffered=False,
-                            json={"conversation_id": conversation_id, "content": "two"})
+                            json={"conversation_id": conversation_id,
+                                  "content": "[[chunks:50]][[delay:200]]"})
     events = iter(under_way.response)
     assert b"\nevent: start\n" in next(events)
     assert_refused(regenerate(client, auth_headers, answer["id"]))
