@@ -37,9 +37,15 @@ def start_instances(stack, env, count=2):
     return [stack.enter_context(gunicorn_process(env, workers=1)) for _ in range(count)]
 
 
-@pytest.fixture(scope="module")
-def instances(database_url, glm_simulator, site):
-    env = gunicorn_env(database_url, glm_simulator, FETCH_ALLOWED_HOSTS=site.host, **SETTINGS)
+@pytest.fixture(scope="module", params=["events in the database", "events in Redis"])
+def instances(request, database_url, glm_simulator, site):
+    """Two instances sharing answers through the database, or through Redis (when the suite
+    has one: its PostgreSQL pass runs both)."""
+    redis_url = os.environ.get("REDIS_URL")
+    if request.param == "events in Redis" and not redis_url:
+        pytest.skip("the suite has no Redis (REDIS_URL)")
+    env = gunicorn_env(database_url, glm_simulator, FETCH_ALLOWED_HOSTS=site.host, **SETTINGS,
+                       REDIS_URL=redis_url if request.param == "events in Redis" else None)
     with ExitStack() as stack:
         yield [base for base, _ in start_instances(stack, env)]
 
