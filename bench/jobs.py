@@ -174,9 +174,9 @@ def table(comparison, latency, load):
     return "\n".join(lines)
 
 
-def markdown(comparison, latency, load, meta):
+def markdown(comparison, latency, load, meta, kept_in):
     return "\n".join([
-        "## Answers as jobs", "",
+        f"## Answers as jobs, events in {kept_in}", "",
         f"{meta['date']}, {meta['mode']} run; {meta['nproc']} cores, Python {meta['python']}, "
         f"database {meta['database']}. CPU: {load.label}, one gevent worker per side, runs "
         f"in turns; the first version is commit {FIRST_VERSION}. Latencies: two workers, "

@@ -278,7 +278,9 @@ async def main_async(args):
         print(jobs.table(*results))
         print(*report.service_log_lines(errors), sep="\n")
         if output:
-            report.write_section(Path(output), "Answers as jobs", jobs.markdown(*results, meta))
+            kept_in = "Redis" if os.environ.get("REDIS_URL") else meta["database"]
+            report.write_section(Path(output), f"Answers as jobs, events in {kept_in}",
+                                 jobs.markdown(*results, meta, kept_in))
     elif args.transports:
         print(transports.table(results))
         print(*report.service_log_lines(errors), sep="\n")
