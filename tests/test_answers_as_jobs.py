@@ -72,6 +72,16 @@ def read_until(pieces, kind, count=1):
     return seen
 
 
+def stalled_answer(chat, headers):
+    """An answer under way in a new conversation, its model silent after two pieces of text:
+    (conversation id, the stream, its pieces, the events read so far, the answer's id)."""
+    conversation_id = chat.post("/api/conversations/", json={},
+                                headers=headers).json["data"]["id"]
+    response, pieces = open_stream(chat, headers, conversation_id, STALLED)
+    seen = read_until(pieces, "text", count=2)
+    return conversation_id, response, pieces, seen, seen[0][1]["assistant_message_id"]
+
+
 def follow(chat, headers, answer_id, last_event_id=None, **query):
     extra = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
     return chat.get(f"{URL}{answer_id}/stream", headers={**headers, **extra},
@@ -148,11 +158,7 @@ def test_an_answer_runs_to_its_end_when_its_stream_goes_away(chat, auth_headers,
 def test_stop_keeps_exactly_the_text_sent_and_ends_the_stream_with_done(
         patient, auth_headers, glm_simulator):
     chat = patient.test_client()
-    conversation_id = chat.post("/api/conversations/", json={},
-                                headers=auth_headers).json["data"]["id"]
-    response, pieces = open_stream(chat, auth_headers, conversation_id, STALLED)
-    seen = read_until(pieces, "text", count=2)
-    answer_id = seen[0][1]["assistant_message_id"]
+    conversation_id, response, pieces, seen, answer_id = stalled_answer(chat, auth_headers)
     # Listed while it runs: in progress, with the text so far (at most a second behind).
     listed = wait_for(lambda: [m for m in chat.get(URL + conversation_id, headers=auth_headers)
                                .json["data"]["items"] if m["content"] == "w0 w1 "], timeout=30)
@@ -303,11 +309,7 @@ def test_an_answer_ended_by_a_reaper_while_its_worker_lives_keeps_that_end(
     end stored is the answer's. Its worker stops writing it, hangs up on the model and sends
     its streams that end; nothing is stored twice."""
     chat = patient.test_client()
-    conversation_id = chat.post("/api/conversations/", json={},
-                                headers=auth_headers).json["data"]["id"]
-    response, pieces = open_stream(chat, auth_headers, conversation_id, STALLED)
-    seen = read_until(pieces, "text", count=2)
-    answer_id = seen[0][1]["assistant_message_id"]
+    conversation_id, response, pieces, seen, answer_id = stalled_answer(chat, auth_headers)
     store = patient.extensions["chatapi.answers"].store
     assert wait_for(lambda: len(store.events_after(answer_id, 0)) >= 3, timeout=60)
     db.session.rollback()

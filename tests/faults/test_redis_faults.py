@@ -7,7 +7,7 @@ import pytest
 
 from ..conftest import PASSWORD, bearer
 from ..simulator_client import wait_for
-from ..test_answers_as_jobs import STALLED, follow, open_stream, read_until, stored
+from ..test_answers_as_jobs import follow, read_until, stalled_answer, stored
 from ..test_chat import parse_events
 from .backends import PrivateRedis
 
@@ -131,11 +131,7 @@ def test_an_answer_ending_while_redis_hangs_is_stored_and_its_end_reaches_redis_
               "RATELIMIT_KEY_PREFIX": "chatapi-fault-answers"}
     first, second = chat_app(**shared), chat_app(**shared)
     client = first.test_client()
-    conversation_id = client.post("/api/conversations/", json={},
-                                  headers=auth_headers).json["data"]["id"]
-    response, pieces = open_stream(client, auth_headers, conversation_id, STALLED)
-    seen = read_until(pieces, "text", count=2)
-    answer_id = seen[0][1]["assistant_message_id"]
+    conversation_id, response, pieces, seen, answer_id = stalled_answer(client, auth_headers)
 
     private_redis.pause()
     try:
