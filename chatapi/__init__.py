@@ -8,7 +8,7 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import apidocs, cli, errors, http, postgres, security_headers, strict_json
+from . import apidocs, cli, errors, http, postgres, security_headers, sqlite_writes, strict_json
 from .api import register_blueprints, security
 from .config import INSTANCE_PATH, NOTICES_SAID, VERSION, Config, derive
 from .glm import GLMClient
@@ -27,6 +27,9 @@ from .tools.compute_pool import compute_pool
 __version__ = VERSION
 
 log = logging.getLogger(__name__)
+
+# How long a SQLite writer waits for another's lock before "database is locked" (503).
+SQLITE_BUSY_SECONDS = 5
 
 
 def create_app(config=None):
@@ -104,6 +107,7 @@ def register_extensions(app):
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", sqlite_pragmas)
+            sqlite_writes.one_writer_at_a_time(db.engine, SQLITE_BUSY_SECONDS)
         elif db.engine.dialect.driver == "psycopg":
             postgres.bound_statements(db.engine, app.config["DB_STATEMENT_TIMEOUT"])
 
@@ -125,5 +129,5 @@ def sqlite_pragmas(connection, _record):
     # fsyncs at checkpoints, not at every commit, and a blocking fsync would freeze every
     # stream of a gevent worker.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.close()

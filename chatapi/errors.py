@@ -1,5 +1,6 @@
 """The one place where every failure becomes the error envelope (docs/API.md §1)."""
 import logging
+import sqlite3
 
 from flask import jsonify
 from sqlalchemy.exc import DBAPIError
@@ -116,6 +117,11 @@ def database_unreachable(error):
     return sqlstate is None or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
+def database_busy(error):
+    """True when SQLite gave up waiting for another writer's lock (its busy timeout)."""
+    return isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
+
+
 def code_for(status):
     return CODE_BY_STATUS.get(status) or ("internal_error" if status >= 500 else "bad_request")
 
@@ -181,8 +187,8 @@ def api_error_for(error):
     if isinstance(error, PoolTimeout):
         log.warning("database pool exhausted: %s", type(error).__name__)
         return DatabaseUnavailable()
-    if isinstance(error, DBAPIError) and database_unreachable(error):
-        log.warning("database unavailable: %s", type(error.orig).__name__)
+    if isinstance(error, DBAPIError) and (database_unreachable(error) or database_busy(error)):
+        log.warning("database unavailable: %s: %s", type(error.orig).__name__, error.orig)
         return DatabaseUnavailable()
     log.error("unhandled error: %s", type(error).__name__, exc_info=error)
     return ApiError()

@@ -1,3 +1,5 @@
+from functools import partial
+
 from flask import current_app, request
 from flask_jwt_extended import current_user
 
@@ -22,17 +24,11 @@ def exchange_setup(keyed):
     """What every exchange is started with, beside what the request says; `keyed`: the
     request's Idempotency-Key, stored with the answer's row."""
     language = request_language()
-    open_job = answers().opener(language)
-
-    def on_open(answer_id, question_id):
-        open_job(answer_id, question_id)
-        if keyed is not None:
-            idempotency.remember(keyed, answer_id, question_id)
-
+    remember_key = None if keyed is None else partial(idempotency.remember, keyed)
     return {"config": current_app.config, "registry": current_app.extensions["chatapi.tools"],
             "limiter": current_app.extensions["chatapi.rate_limiter"],
             "slots": current_app.extensions["chatapi.answer_slots"],
-            "language": language, "on_open": on_open}
+            "language": language, "opening": answers().opening(language, remember_key)}
 
 
 def begin_exchange(headers, body):

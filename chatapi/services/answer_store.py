@@ -14,6 +14,12 @@ from .answer_store_redis import RedisAnswerStore
 class DatabaseAnswerStore:
     """Every write joins the session's transaction; `commit()` is the database's."""
 
+    def reserve(self, answer_id, worker, language):
+        """Nothing before the transaction: the job's row is stored with the answer's."""
+
+    def discard(self, answer_id, worker):
+        """Nothing: the job's row went with the transaction that failed."""
+
     def open(self, answer_id, worker, language):
         """The job's row, added to the transaction that stores the answer's row."""
         db.session.add(AnswerJob(answer_id=answer_id, worker=worker, language=language,

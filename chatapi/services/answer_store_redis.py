@@ -114,10 +114,10 @@ class RedisAnswerStore:
     def key(self, answer_id):
         return self.prefix + answer_id
 
-    def open(self, answer_id, worker, language):
-        """Before the answer's row is committed: Redis down refuses the answer (503) before
-        anything is stored. Should the database commit fail after this, the job is left
-        running on this worker until the worker ends (then it is reaped, with no row)."""
+    def reserve(self, answer_id, worker, language):
+        """Before the transaction that stores the answer's row (which, on SQLite, must make
+        no round trip while it holds the only writer's lock): Redis down refuses the answer
+        (503) before anything is stored; `discard` when that transaction fails."""
         now = time.time()
         with failing_closed(), self.redis.pipeline() as pipe:
             pipe.hset(self.key(answer_id), mapping={
@@ -125,6 +125,17 @@ class RedisAnswerStore:
                 "stop_requested": 0, "last_event_id": 0})
             pipe.zadd(self.running, {answer_id: now})
             pipe.sadd(self.workers + worker, answer_id)
+            pipe.execute()
+
+    def open(self, answer_id, worker, language):
+        """Nothing more in the answer's transaction: `reserve` wrote the job."""
+
+    def discard(self, answer_id, worker):
+        """The job of an answer whose row was never stored."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(self.key(answer_id))
+            pipe.zrem(self.running, answer_id)
+            pipe.srem(self.workers + worker, answer_id)
             pipe.execute()
 
     def append(self, batches):

@@ -136,6 +136,28 @@ class Job:
             CONTENT_SECONDS, sizes
 
 
+class Opening:
+    """An answer's job, opened in the store in steps around the transaction that stores the
+    answer's row (chat.start)."""
+
+    def __init__(self, store, worker, language, also):
+        self.store, self.worker, self.language, self.also = store, worker, language, also
+
+    def reserve(self, answer_id):
+        self.store.reserve(answer_id, self.worker, self.language)
+
+    def add(self, answer_id, question_id):
+        self.store.open(answer_id, self.worker, self.language)
+        if self.also is not None:
+            self.also(answer_id, question_id)
+
+    def undo(self, answer_id):
+        try:
+            self.store.discard(answer_id, self.worker)
+        except Exception:  # Redis down: the worker's reaper-to-be finds no row for it
+            log.warning("could not forget the job of answer %s, never stored", answer_id)
+
+
 class Answers:
     """The answers of one app in this process; `store` is what every worker shares. Its
     writes are committed with the database's transaction by `store.commit()` (and dropped by
@@ -164,9 +186,10 @@ class Answers:
             self.worker_id = f"{socket.gethostname()[:50]}:{self.pid}:{secrets.token_hex(4)}"
         return self.worker_id
 
-    def opener(self, language):
-        """What stores the job's row with the answer's (chat.start's `on_open`)."""
-        return lambda answer_id, _question_id: self.store.open(answer_id, self.worker, language)
+    def opening(self, language, also=None):
+        """How chat.start opens an answer's job (its `opening`); `also(answer_id,
+        question_id)` adds what else is stored with the answer's row."""
+        return Opening(self.store, self.worker, language, also)
 
     def start(self, exchange, run_exchange, start_data):
         job = Job(exchange, self.detached)
@@ -421,11 +444,11 @@ class Answers:
         now = time.monotonic()
         jobs = list(self.jobs.values())
         with self.write_lock:
-            written = self.write_progress(jobs, now)
             # Answers whose end is not stored yet are alive too: this worker holds them whole.
             if (jobs or self.ends_to_store) and self.due(
                     "heartbeat", self.config["ANSWER_HEARTBEAT_SECONDS"], now):
                 self.store.heartbeat(self.worker)
+            written = self.write_progress(jobs, now)
             self.store.commit()
             for job, count in written:
                 job.written += count
@@ -445,7 +468,8 @@ class Answers:
 
     def write_progress(self, jobs, now):
         """Each answer's new events, and its text so far when CONTENT_SECONDS have passed: one
-        statement for each kind, whatever the number of answers."""
+        statement for each kind, whatever the number of answers. The events first: in Redis,
+        they are written before the database transaction holds any lock."""
         written, batches, contents = [], {}, []
         for job in jobs:
             if job.ended:

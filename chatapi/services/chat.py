@@ -128,10 +128,13 @@ def begin_regeneration(user_id, message_id, tools_enabled, model, **setup):
 
 
 def start(user_id, conversation, ask, tools_enabled, model, *, config, registry, limiter,
-          slots, language, on_open):
+          slots, language, opening):
     """Check the user's limits, let `ask` store (or find) the user message and prepare the
     answer, whose texts are written in `language`. Refused (429) before anything is
-    stored."""
+    stored. `opening` opens the answer's job: `reserve(answer_id)` before the transaction
+    that stores the answer (so that no round trip to Redis is made inside it: on SQLite it
+    holds the only writer's lock), `add(answer_id, question_id)` in it, `undo(answer_id)` when
+    it fails."""
     if config["MESSAGE_RATE_LIMIT"]:
         limiter.take(config["MESSAGE_RATE_LIMIT"], "messages", user_id)
     answer_id = new_message_id()
@@ -140,14 +143,35 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
     if slots is not None:
         slots.acquire(user_id, answer_id, config["MAX_CONCURRENT_ANSWERS"])
     try:
-        return open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots,
-                             config=config, registry=registry, language=language,
-                             on_open=on_open)
+        opening.reserve(answer_id)
+        try:
+            question, branch, model, started_at = open_answer(
+                conversation, ask, model, answer_id, opening.add)
+        except BaseException:
+            db.session.rollback()
+            opening.undo(answer_id)
+            raise
     except BaseException:
-        db.session.rollback()
         if slots is not None:
             slots.release(user_id, answer_id)
         raise
+    wire = history.build_wire_messages(
+        system_prompt=conversation.system_prompt,
+        history=[m for m in branch if m.status not in ("error", "in_progress")],
+        new_content=question.content,
+        model=model, max_tokens=conversation.max_tokens,
+        tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
+    exchange = Exchange(
+        conversation_id=conversation.id, model=model,
+        temperature=conversation.temperature, max_tokens=conversation.max_tokens,
+        thinking=conversation.thinking_enabled, wire=wire,
+        tools=registry.functions if tools_enabled else None,
+        user_message=question, assistant_message_id=answer_id, user_id=user_id,
+        language=language, slots=slots, started_at=started_at)
+    db.session.expunge(question)
+    # Release the connection before the model is asked: a stream may last minutes.
+    db.session.close()
+    return exchange
 
 
 # Each `ask` runs under the conversation's lock (the first statement updates its row, which
@@ -187,13 +211,12 @@ def ask_again(message_id, conversation):
     return question, messages.branch_messages(conversation.id, question.parent_id)
 
 
-def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, slots, *,
-                  config, registry, language, on_open):
+def open_answer(conversation, ask, model, answer_id, on_open):
     """Store the user's message (or find it) and the answer's row, `in_progress`, which ends
-    the active branch; load everything the answer needs. `on_open(answer_id, question_id)` adds
-    what else must be stored with them (the job's row, the request's Idempotency-Key). A
-    question deleted while its answer is written hands the answer, as any child, to what it
-    followed (messages.delete)."""
+    the active branch: (the question, the branch before it, the model, the answer's start).
+    `on_open(answer_id, question_id)` adds what else must be stored with them (the job's row,
+    the request's Idempotency-Key). A question deleted while its answer is written hands the
+    answer, as any child, to what it followed (messages.delete)."""
     question, branch = ask(conversation)
     model = model or conversation.model
     started_at = max(utcnow(), question.created_at + timedelta(microseconds=1))
@@ -205,23 +228,7 @@ def open_exchange(conversation, ask, tools_enabled, model, answer_id, user_id, s
     conversations.move_current(conversation.id, answer_id)
     messages.attach_siblings([question])
     db.session.commit()
-    wire = history.build_wire_messages(
-        system_prompt=conversation.system_prompt,
-        history=[m for m in branch if m.status not in ("error", "in_progress")],
-        new_content=question.content,
-        model=model, max_tokens=conversation.max_tokens,
-        tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
-    exchange = Exchange(
-        conversation_id=conversation.id, model=model,
-        temperature=conversation.temperature, max_tokens=conversation.max_tokens,
-        thinking=conversation.thinking_enabled, wire=wire,
-        tools=registry.functions if tools_enabled else None,
-        user_message=question, assistant_message_id=answer_id, user_id=user_id,
-        language=language, slots=slots, started_at=started_at)
-    db.session.expunge(question)
-    # Release the connection before the model is asked: a stream may last minutes.
-    db.session.close()
-    return exchange
+    return question, branch, model, started_at
 
 
 def run(exchange, glm, registry, tool_context, max_rounds, limiter):
