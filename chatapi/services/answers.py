@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from datetime import timedelta
+from json.encoder import encode_basestring
 
 from sqlalchemy import bindparam, select, update
 
@@ -49,6 +50,14 @@ UPDATE_CONTENT = (update(MESSAGES)
 
 # One encoder for every event; NaN and Infinity raise, as in every JSON response.
 to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# Most events are a piece of text: written as to_json writes them, without its walk of a dict.
+DELTAS = ("text", "thinking")
+
+
+def event_json(kind, data):
+    if kind in DELTAS:
+        return '{"delta":' + encode_basestring(data["delta"]) + "}"
+    return to_json(data)
 
 
 class Job:
@@ -61,28 +70,48 @@ class Job:
         self.written = 0  # how many of them are in the store
         self.content_written_at = time.monotonic()
         self.content_written = (0, 0, 0)
-        self.changed = threading.Condition()
         self.ended = False
         self.ending = False  # its end is being stored
         self.failure = None  # the provider's or the tool loop's, an ApiError
         self.unstored = None  # why the end could not be stored, an ApiError
         self.listeners = 0
+        self.listeners_lock = threading.Lock()
         self.detached_at = None
         self.on_detach = on_detach
+        self.waiters = []  # a held lock for each follower waiting for the next event
+
+    # Events are handed from the answer's thread to its streams without a Condition (under
+    # gevent its RLock is Python code, paid several times per event): one thread writes, an
+    # append to a list and the swap of `waiters` are atomic, and a follower looks again after
+    # putting its waiter in the list, so that no wake-up is lost.
 
     def emit(self, kind, data, last=False):
-        with self.changed:
-            self.events.append((len(self.events) + 1, kind, to_json(data)))
-            self.ended = self.ended or last
-            self.changed.notify_all()
+        self.events.append((len(self.events) + 1, kind, event_json(kind, data)))
+        if last:
+            self.ended = True
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            waiter.release()
+
+    def wait_past(self, position, timeout):
+        """Back once there is an event past `position` or the answer ended, or `timeout`
+        (None: no limit) passed."""
+        if position < len(self.events) or self.ended:
+            return
+        waiter = threading.Lock()
+        waiter.acquire()
+        self.waiters.append(waiter)
+        if position < len(self.events) or self.ended:
+            return
+        waiter.acquire(timeout=-1 if timeout is None else timeout)
 
     def attach(self):
-        with self.changed:
+        with self.listeners_lock:
             self.listeners += 1
             self.detached_at = None
 
     def detach(self):
-        with self.changed:
+        with self.listeners_lock:
             self.listeners -= 1
             if self.listeners == 0:
                 self.detached_at = time.monotonic()
@@ -96,10 +125,10 @@ class Job:
         try:
             position, sent = after, False
             while True:
-                with self.changed:
-                    if position >= len(self.events) and not self.ended:
-                        self.changed.wait(ping_seconds)
-                    batch, ended = self.events[position:], self.ended
+                self.wait_past(position, ping_seconds)
+                # `ended` first: once it is set, the last event is in the list.
+                ended = self.ended
+                batch = self.events[position:]
                 if batch:
                     position += len(batch)
                     sent = True
@@ -116,17 +145,15 @@ class Job:
     def wait(self, timeout=None):
         """Until the answer is stored (or `timeout` passes); True when it ended."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.changed:
-            while not self.ended:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self.changed.wait(left)
+        while not self.ended:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self.wait_past(len(self.events), left)
         return True
 
     def pending(self):
-        with self.changed:
-            return self.events[self.written:]
+        return self.events[self.written:]
 
     def content_due(self, now):
         exchange = self.exchange
