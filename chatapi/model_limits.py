@@ -4,8 +4,8 @@ out once at start (`config.derive`); a setting that cannot be read stops the ser
 import re
 
 # Tokens, read as thousands (200K -> 200,000): where Zhipu's "K" means 1,024 this errs small,
-# so a trimmed history still fits. glm-4.5's and glm-4.5-air's output figure is the one
-# exception to "published by Zhipu" (docs/API.md says where it comes from).
+# so a trimmed history still fits. The maximum outputs of glm-4.6, glm-4.5 and glm-4.5-air
+# could not be read on Zhipu's pages: docs/API.md §8 says where they come from.
 BUILT_IN = {
     "glm-5": {"context_window": 200_000, "max_output_tokens": 128_000,
               "supports_thinking": True, "supports_tools": True},
