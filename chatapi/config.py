@@ -135,6 +135,9 @@ def derive(config, instance_path):
     """The settings computed from others, once the caller's overrides are in (a test's
     REDIS_URL moves the rate-limit counters too): `config` is changed in place. Returns the
     start-up notices (`startup_notices`)."""
+    from .model_limits import model_figures  # not at module level: see the module's docstring
+
+    config["GLM_MODEL_FIGURES"] = model_figures(config["GLM_MODELS"], config["GLM_MODEL_LIMITS"])
     config["SQLALCHEMY_DATABASE_URI"] = sqlite_url_made_absolute(
         config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config)
@@ -165,6 +168,7 @@ class Config:
             "ZHIPUAI_API_KEY": env_str("ZHIPUAI_API_KEY"),
             "GLM_BASE_URL": env_str("GLM_BASE_URL"),
             "GLM_MODELS": env_list("GLM_MODELS", DEFAULT_MODELS),
+            "GLM_MODEL_LIMITS": env_str("GLM_MODEL_LIMITS"),
             "GLM_CONNECT_TIMEOUT": env_float("GLM_CONNECT_TIMEOUT", 8.0),
             "GLM_READ_TIMEOUT": env_float("GLM_READ_TIMEOUT", 300.0),
             "GLM_MAX_RETRIES": env_int("GLM_MAX_RETRIES", 0),

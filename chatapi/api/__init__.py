@@ -1,6 +1,6 @@
-from . import auth, conversations, health, messages, tools
+from . import auth, conversations, health, messages, models, tools
 
 
 def register_blueprints(api):
-    for module in (auth, conversations, health, messages, tools):
+    for module in (auth, conversations, health, messages, models, tools):
         api.register_blueprint(module.blp)

@@ -159,8 +159,8 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
         system_prompt=conversation.system_prompt,
         history=[m for m in branch if m.status not in ("error", "in_progress")],
         new_content=question.content,
-        model=model, max_tokens=conversation.max_tokens,
-        tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
+        context=history.context_tokens(config["GLM_MODEL_FIGURES"], model),
+        max_tokens=conversation.max_tokens, tool_result_chars=config["TOOL_RESULT_MAX_CHARS"])
     exchange = Exchange(
         conversation_id=conversation.id, model=model,
         temperature=conversation.temperature, max_tokens=conversation.max_tokens,

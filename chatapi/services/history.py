@@ -3,9 +3,8 @@ shape, trimmed from the oldest end to the model's context budget, then the new m
 import json
 import math
 
-# Context windows in tokens (docs/GLM.md); an unknown model gets the smallest.
-CONTEXT_TOKENS = {"glm-5": 200_000, "glm-4.6": 200_000, "glm-4.5": 128_000,
-                  "glm-4.5-air": 128_000}
+# For a conversation whose model has since left GLM_MODELS (its figures with it): the smallest
+# window of the built-in models.
 DEFAULT_CONTEXT_TOKENS = 128_000
 # Per message, for role and framing.
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -21,10 +20,15 @@ def wire_tokens(wire_message):
     return MESSAGE_OVERHEAD_TOKENS + estimate_tokens(json.dumps(wire_message, ensure_ascii=False))
 
 
-def history_budget(model, max_tokens):
+def context_tokens(model_figures, model):
+    """The model's context window (`model_figures`: GLM_MODEL_FIGURES, chatapi/model_limits.py)."""
+    figures = model_figures.get(model)
+    return figures["context_window"] if figures else DEFAULT_CONTEXT_TOKENS
+
+
+def history_budget(context, max_tokens):
     """What is left for history once the answer's room is reserved (at most half the window,
     so a huge max_tokens never leaves no history at all)."""
-    context = CONTEXT_TOKENS.get(model, DEFAULT_CONTEXT_TOKENS)
     return context - min(max_tokens, context // 2)
 
 
@@ -56,11 +60,12 @@ def replay(message, tool_result_chars):
     return turn
 
 
-def build_wire_messages(*, system_prompt, history, new_content, model, max_tokens,
+def build_wire_messages(*, system_prompt, history, new_content, context, max_tokens,
                         tool_result_chars):
+    """`context`: the model's context window, in tokens."""
     head = [{"role": "system", "content": system_prompt}] if system_prompt else []
     tail = [{"role": "user", "content": new_content}]
-    budget = history_budget(model, max_tokens) - sum(map(wire_tokens, head + tail))
+    budget = history_budget(context, max_tokens) - sum(map(wire_tokens, head + tail))
     kept = []
     for message in reversed(history):
         turn = replay(message, tool_result_chars)
