@@ -19,6 +19,7 @@ from .schemas.messages import MessageSchema
 from .services.answer_slots import answer_slots
 from .services.answer_store import answer_store
 from .services.answers import Answers
+from .services.quotas import token_meter
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
 from .tools import default_registry
@@ -98,8 +99,9 @@ def register_extensions(app):
         app.config["RATELIMIT_STORAGE_URI"], redis, app.config["RATELIMIT_KEY_PREFIX"])
     app.extensions["chatapi.answer_slots"] = answer_slots(
         redis, app.config["RATELIMIT_KEY_PREFIX"])
+    app.extensions["chatapi.token_meter"] = meter = token_meter(redis, app.config)
     app.extensions["chatapi.answers"] = Answers(app, answer_store(redis, app.config),
-                                                MessageSchema().dump)
+                                                MessageSchema().dump, meter)
     if app.config["CORS_ORIGINS"]:
         CORS(app, resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
              expose_headers=["X-Request-ID", "Retry-After"], vary_header=False)

@@ -5,6 +5,7 @@ import click
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
+from .cli_usage import set_quota, usage_cli
 from .errors import ApiError
 from .schemas.auth import RegisterSchema
 from .services import users
@@ -108,4 +109,6 @@ def delete(name, yes):
 
 
 def init_app(app):
+    users_cli.add_command(set_quota)
     app.cli.add_command(users_cli)
+    app.cli.add_command(usage_cli)

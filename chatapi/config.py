@@ -135,9 +135,12 @@ def derive(config, instance_path):
     """The settings computed from others, once the caller's overrides are in (a test's
     REDIS_URL moves the rate-limit counters too): `config` is changed in place. Returns the
     start-up notices (`startup_notices`)."""
-    from .model_limits import model_figures  # not at module level: see the module's docstring
+    # Not at module level: see the module's docstring.
+    from .model_limits import model_figures
+    from .quota_text import token_quota_setting
 
     config["GLM_MODEL_FIGURES"] = model_figures(config["GLM_MODELS"], config["GLM_MODEL_LIMITS"])
+    config["TOKEN_QUOTA"] = token_quota_setting(config["TOKEN_QUOTA"])
     config["SQLALCHEMY_DATABASE_URI"] = sqlite_url_made_absolute(
         config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config)
@@ -221,6 +224,8 @@ class Config:
             "MESSAGE_RATE_LIMIT": env_rate_limit("MESSAGE_RATE_LIMIT", "30 per minute"),
             "TOOL_RATE_LIMIT": env_rate_limit("TOOL_RATE_LIMIT", "60 per minute"),
             "MAX_CONCURRENT_ANSWERS": env_int("MAX_CONCURRENT_ANSWERS", 3),
+            # Each user's tokens a day, week or month (`200000 per day`); unset or `none`: none.
+            "TOKEN_QUOTA": env_str("TOKEN_QUOTA", "none"),
             "RATELIMIT_KEY_PREFIX": "chatapi",
             "LOG_LEVEL": env_str("LOG_LEVEL", "INFO").upper(),
             # Proxies in front of the app whose X-Forwarded-For / -Proto entries are trusted;

@@ -36,6 +36,7 @@ class ApiError(Exception):
     """An expected failure: services raise it, the handler renders it."""
 
     status = 500
+    code = None  # the envelope's code when it is not the status's (CODE_BY_STATUS)
 
     def __init__(self, text_key=None, details=None, data=None, headers=None):
         super().__init__(text_key)
@@ -134,8 +135,8 @@ def error_with_code(code, data=None):
     return error
 
 
-def error_response(status, text_key=None, details=None, data=None, headers=None):
-    code = code_for(status)
+def error_response(status, text_key=None, details=None, data=None, headers=None, code=None):
+    code = code or code_for(status)
     body = {
         "success": False,
         "message": say(text_key or code, request_language()),
@@ -162,7 +163,8 @@ def validation_details(messages):
 
 
 def handle_api_error(error):
-    return error_response(error.status, error.text_key, error.details, error.data, error.headers)
+    return error_response(error.status, error.text_key, error.details, error.data, error.headers,
+                          error.code)
 
 
 def handle_http_exception(error):

@@ -46,6 +46,7 @@ TEXTS = {
     "too_many_answers": ("同时进行中的回答过多，请等待当前回答结束",
                          "Too many answers in progress; wait for one to finish"),
     "database_unavailable": ("数据库不可用", "The database is unavailable"),
+    "quota_exceeded": ("令牌额度已用完，请等待额度重置", "Token quota used up; wait until it resets"),
     "answer_interrupted": ("回答被中断：处理它的服务进程已停止",
                            "The answer was interrupted: the process writing it stopped"),
     "too_many_tool_calls": ("本轮工具调用次数超过上限，此调用未执行",

@@ -102,7 +102,8 @@ def test_me_returns_the_account(client, user, auth_headers):
     assert response.status_code == 200
     data = response.json["data"]
     assert data == {"id": user.id, "username": "alice", "email": "alice@example.com",
-                    "role": "user", "is_active": True, "created_at": data["created_at"]}
+                    "role": "user", "is_active": True, "created_at": data["created_at"],
+                    "quota": None}
     assert data["created_at"].endswith("Z")
 
 

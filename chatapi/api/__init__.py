@@ -1,6 +1,6 @@
-from . import auth, conversations, health, messages, models, tools
+from . import auth, conversations, health, messages, models, tools, usage
 
 
 def register_blueprints(api):
-    for module in (auth, conversations, health, messages, models, tools):
+    for module in (auth, conversations, health, messages, models, tools, usage):
         api.register_blueprint(module.blp)

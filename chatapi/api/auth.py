@@ -3,10 +3,11 @@ from flask_jwt_extended import current_user, get_jwt
 from .blueprint import Blueprint
 
 from ..language import request_language
-from ..schemas.auth import (AccessTokenSchema, LoginResultSchema, LoginSchema, LogoutSchema,
-                            RegisterSchema, UserRefSchema, UserSchema)
+from ..models.timestamps import utcnow
+from ..schemas.auth import (AccessTokenSchema, AccountSchema, LoginResultSchema, LoginSchema,
+                            LogoutSchema, RegisterSchema, UserRefSchema)
 from ..schemas.envelope import envelope
-from ..services import tokens, users
+from ..services import quotas, tokens, users
 from ..texts import say
 from .security import login_required, public, refresh_token_required, revocations
 
@@ -68,7 +69,9 @@ def logout(body):
 
 @blp.route("/me")
 @login_required
-@blp.response(200, envelope(UserSchema))
+@blp.response(200, envelope(AccountSchema))
 def me():
-    """Get the calling user's account"""
-    return {"data": current_user}
+    """Get the calling user's account and token quota"""
+    return {"data": quotas.account_with_quota(
+        current_user, current_app.config["TOKEN_QUOTA"],
+        current_app.extensions["chatapi.token_meter"], utcnow())}

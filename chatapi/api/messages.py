@@ -9,7 +9,7 @@ from ..errors import ValidationFailed, error_with_code
 from ..schemas.messages import (ExchangeSchema, FollowQuerySchema, IdempotencyHeaderSchema,
                                 MessageListQuerySchema, MessagePageSchema, MessageSchema,
                                 RegenerateSchema, SendMessageSchema, StoppedSchema)
-from ..services import chat, idempotency, messages
+from ..services import chat, idempotency, messages, quotas
 from ..texts import say
 from . import sse
 from .blueprint import Blueprint
@@ -28,7 +28,9 @@ def exchange_setup(keyed):
     return {"config": current_app.config, "registry": current_app.extensions["chatapi.tools"],
             "limiter": current_app.extensions["chatapi.rate_limiter"],
             "slots": current_app.extensions["chatapi.answer_slots"],
-            "language": language, "opening": answers().opening(language, remember_key)}
+            "language": language, "opening": answers().opening(language, remember_key),
+            "quota": quotas.quota_of(current_user, current_app.config["TOKEN_QUOTA"]),
+            "meter": current_app.extensions["chatapi.token_meter"]}
 
 
 def begin_exchange(headers, body):

@@ -8,6 +8,12 @@ def utcnow():
     return datetime.now(timezone.utc)
 
 
+def iso_utc(value):
+    """ISO 8601 UTC with a `Z`, to the millisecond: every time the API shows."""
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes on every database (SQLite hands back naive values)."""
 

@@ -35,6 +35,8 @@ class User(db.Model):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     token_key: Mapped[str] = mapped_column(String(32), default=new_token_key)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # This account's token quota (`200000 per day`, `none`); None: TOKEN_QUOTA's.
+    token_quota: Mapped[str | None] = mapped_column(String(64))
 
     conversations = relationship("Conversation", back_populates="user",
                                  cascade="all, delete-orphan", passive_deletes=True)

@@ -41,6 +41,19 @@ class UserSchema(UserBriefSchema):
     created_at = Timestamp()
 
 
+class QuotaSchema(OutputSchema):
+    limit = fields.Integer(metadata={"description": "tokens a period"})
+    period = fields.String(metadata={"enum": ["day", "week", "month"]})
+    used = fields.Integer(metadata={"description": "tokens spent this period"})
+    remaining = fields.Integer()
+    resets_at = Timestamp(metadata={"description": "when the next period starts (UTC)"})
+
+
+class AccountSchema(UserSchema):
+    quota = fields.Nested(QuotaSchema, allow_none=True,
+                          metadata={"description": "null: no token quota"})
+
+
 class AccessTokenSchema(OutputSchema):
     access_token = fields.String()
     token_type = fields.String()

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Message
 from ..models.timestamps import utcnow
 from ..texts import say
-from . import chat, idempotency, messages
+from . import chat, idempotency, messages, usage
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +190,10 @@ class Answers:
     writes are committed with the database's transaction by `store.commit()` (and dropped by
     `store.rollback()`): what must follow a database commit is written after it."""
 
-    def __init__(self, app, store, dump):
+    def __init__(self, app, store, dump, meter):
         self.app = app
         self.store = store
+        self.meter = meter  # what users spent (services/quotas.py)
         self.dump = dump
         self.config = app.config
         self.jobs = {}
@@ -268,6 +269,8 @@ class Answers:
             if ended_elsewhere is not None:
                 return ended_elsewhere
             message = chat.finish(job.exchange)
+            spent = usage.record(job.exchange)
+            self.meter.add(job.exchange.user_id, spent)
             kind, data = self.last_event(self.dump(message), job.exchange.language,
                                          job.failure)
             # A retry: the error its streams were sent is not the answer's end.
@@ -276,6 +279,7 @@ class Answers:
             self.store.end(job.id, pending + [(last, kind, to_json(data))])
             self.store.commit()
             job.written = last
+        self.meter.added(job.exchange.user_id, spent)
         return kind, data
 
     def ended_elsewhere(self, job):

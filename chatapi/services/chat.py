@@ -19,7 +19,7 @@ from ..models.conversation import DEFAULT_TITLE
 from ..models.message import new_message_id
 from ..models.timestamps import utcnow
 from ..texts import say
-from . import answer_slots, conversations, history, messages, tree
+from . import answer_slots, conversations, history, messages, quotas, tree, usage
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class Exchange:
     tool_calls: list = field(default_factory=list)
     usage: dict = field(default_factory=lambda: dict.fromkeys(
         ("prompt_tokens", "completion_tokens", "total_tokens"), 0))
+    provider_calls: list = field(default_factory=list)  # usage.ProviderCall, one per round
     finish_reason: str | None = None
     status: str = "completed"
     error: str | None = None
@@ -128,13 +129,14 @@ def begin_regeneration(user_id, message_id, tools_enabled, model, **setup):
 
 
 def start(user_id, conversation, ask, tools_enabled, model, *, config, registry, limiter,
-          slots, language, opening):
+          slots, language, opening, quota, meter):
     """Check the user's limits, let `ask` store (or find) the user message and prepare the
     answer, whose texts are written in `language`. Refused (429) before anything is
     stored. `opening` opens the answer's job: `reserve(answer_id)` before the transaction
     that stores the answer (so that no round trip to Redis is made inside it: on SQLite it
     holds the only writer's lock), `add(answer_id, question_id)` in it, `undo(answer_id)` when
-    it fails."""
+    it fails. Over its `quota` (429 quota_exceeded), nothing is stored and nothing counted."""
+    quotas.check(meter, quota, user_id, utcnow())
     if config["MESSAGE_RATE_LIMIT"]:
         limiter.take(config["MESSAGE_RATE_LIMIT"], "messages", user_id)
     answer_id = new_message_id()
@@ -243,24 +245,35 @@ def run(exchange, glm, registry, tool_context, max_rounds, limiter):
         stream = glm.stream_chat(
             model=exchange.model, messages=exchange.wire, temperature=exchange.temperature,
             max_tokens=exchange.max_tokens, thinking=exchange.thinking, tools=offered)
+        # Answered: the provider bills this call, however it ends.
+        billed = usage.ProviderCall(exchange.model, list(exchange.wire), offered)
+        exchange.provider_calls.append(billed)
         with exchange.lock:
             exchange.stream = stream
             if exchange.cancelled:
                 stream.close()
+                billed.end()
                 return
-        for event in until_cancelled(exchange, stream):
-            exchange.keep_slot()
-            if isinstance(event, TextDelta):
-                exchange.text.append(event.text)
-                round_text.append(event.text)
-                yield "text", {"delta": event.text}
-            elif isinstance(event, ReasoningDelta):
-                exchange.reasoning.append(event.text)
-                yield "thinking", {"delta": event.text}
-            elif isinstance(event, ToolCallRequest):
-                calls.append(event)
-            elif isinstance(event, Finish):
-                record_finish(exchange, event)
+        try:
+            for event in until_cancelled(exchange, stream):
+                exchange.keep_slot()
+                if isinstance(event, TextDelta):
+                    exchange.text.append(event.text)
+                    round_text.append(event.text)
+                    billed.written.append(event.text)
+                    yield "text", {"delta": event.text}
+                elif isinstance(event, ReasoningDelta):
+                    exchange.reasoning.append(event.text)
+                    billed.written.append(event.text)
+                    yield "thinking", {"delta": event.text}
+                elif isinstance(event, ToolCallRequest):
+                    calls.append(event)
+                    billed.written.append(event.arguments)
+                elif isinstance(event, Finish):
+                    billed.usage = event.usage
+                    record_finish(exchange, event)
+        finally:
+            billed.end()
         # Calls the model makes when no tools were offered (the last round) are not run.
         if not calls or offered is None:
             return

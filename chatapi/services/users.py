@@ -145,3 +145,9 @@ def set_active(user, active):
 def delete_user(user):
     db.session.delete(user)
     db.session.commit()
+
+
+def set_token_quota(user, quota):
+    """The account's own token quota: a Quota, `none` (no quota) or None (TOKEN_QUOTA's)."""
+    user.token_quota = None if quota is None else str(quota)
+    db.session.commit()
