@@ -53,7 +53,8 @@ same text, reasoning, calls and usage.
 ``POST .../web_search`` answers ``count`` (default 10, at most 50) results derived from
 ``search_query``, which may hold ``[[http:STATUS]]`` and ``[[stall:SECONDS]]``.
 
-For tests: ``GET /_sim/requests`` (every API request in order), ``GET /_sim/hangups`` (answers
+For tests: ``GET /_sim/requests`` (every API request in order, a chat request with the
+``usage`` it reported once the chunk carrying it was written), ``GET /_sim/hangups`` (answers
 the client abandoned before the simulator finished, with ``chunks_sent`` and ``noticed_at``),
 ``POST /_sim/reset`` (clears both, and the stream counters), ``GET /_sim/stats`` (active, peak
 and total streams, requests received). A hang-up is noticed at once while the simulator waits
@@ -389,6 +390,7 @@ class Simulator:
         if markers.value("drop", None, int) is not None:
             connection.drop()
         choice = {"index": 0, "finish_reason": answer.finish_reason, "message": answer.message()}
+        record["usage"] = answer.usage
         return json_response(start_response, 200, {**header, "request_id": header["id"],
                                                    "choices": [choice], "usage": answer.usage})
 
@@ -424,6 +426,8 @@ class Simulator:
                     raise ClientGone("client hung up")
                 yield event
                 sent += 1
+                if index == len(chunks) - 1 and chunks[-1].get("usage") and b'"usage"' in event:
+                    record["usage"] = chunks[-1]["usage"]
         except GeneratorExit:
             # pywsgi closes the generator when a write failed: the client is gone.
             self.hung_up(record, sent, "write")
