@@ -3,10 +3,11 @@ from flask_jwt_extended import current_user, get_jwt
 from .blueprint import Blueprint
 
 from ..language import request_language
-from ..schemas.auth import (AccessTokenSchema, LoginResultSchema, LoginSchema, LogoutSchema,
-                            RegisterSchema, UserRefSchema, UserSchema)
+from ..schemas.auth import (AccessTokenSchema, AccountDeletionSchema, LoginResultSchema,
+                            LoginSchema, LogoutSchema, PasswordChangeSchema, RegisterSchema,
+                            TokenPairSchema, UserRefSchema, UserSchema)
 from ..schemas.envelope import envelope
-from ..services import tokens, users
+from ..services import account_deletion, tokens, users
 from ..texts import say
 from .security import login_required, public, refresh_token_required, revocations
 
@@ -72,3 +73,38 @@ def logout(body):
 def me():
     """Get the calling user's account"""
     return {"data": current_user}
+
+
+@blp.route("/password", methods=["POST"])
+@login_required
+@blp.errors(429)
+@blp.arguments(PasswordChangeSchema)
+@blp.response(200, envelope(TokenPairSchema))
+def change_password(body):
+    """Change the calling user's password: every earlier token ends, new ones are returned"""
+    language = request_language()
+    confirm_password(body["current_password"])
+    users.change_password(current_user, body["current_password"], body["new_password"],
+                          language)
+    return {"message": say("password_changed", language),
+            "data": tokens.issue_tokens(current_user, current_app.config)}
+
+
+@blp.route("/me", methods=["DELETE"])
+@login_required
+@blp.errors(429)
+@blp.arguments(AccountDeletionSchema)
+@blp.response(200, envelope())
+def delete_account(body):
+    """Delete the calling user's account and everything it owns"""
+    confirm_password(body["password"])
+    account_deletion.delete_account(current_user, current_app.extensions["chatapi.answers"])
+    return {"message": say("account_deleted", request_language())}
+
+
+def confirm_password(password):
+    """The caller's password, checked under the login's limits."""
+    users.confirm_password(current_user, password, request.remote_addr,
+                           current_app.extensions["chatapi.rate_limiter"],
+                           current_app.config["LOGIN_FAILURE_LIMIT"],
+                           current_app.config["LOGIN_ADDRESS_FAILURE_LIMIT"])
