@@ -2,13 +2,14 @@
 import sys
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
 from .cli_usage import set_quota, usage_cli
 from .errors import ApiError
 from .schemas.auth import RegisterSchema
-from .services import users
+from .services import account_deletion, users
 from .texts import DEFAULT_LANGUAGE
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -100,11 +101,11 @@ def activate(name):
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(name, yes):
-    """Delete an account and everything it owns."""
+    """Delete an account and everything it owns (its answers being written are stopped)."""
     user = account(name)
     if not yes:
         click.confirm(f"Delete {user.username} and all of their conversations?", abort=True)
-    users.delete_user(user)
+    account_deletion.delete_account(user, current_app.extensions["chatapi.answers"])
     click.echo(f"{name} deleted")
 
 

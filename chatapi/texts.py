@@ -12,6 +12,8 @@ TEXTS = {
     "logged_in": ("登录成功", "Logged in"),
     "logged_out": ("登出成功", "Logged out"),
     "token_refreshed": ("令牌已刷新", "Token refreshed"),
+    "password_changed": ("密码修改成功", "Password changed"),
+    "account_deleted": ("账号已删除", "Account deleted"),
     "conversation_created": ("会话创建成功", "Conversation created"),
     "conversation_updated": ("会话更新成功", "Conversation updated"),
     "conversation_deleted": ("会话删除成功", "Conversation deleted"),
@@ -37,6 +39,9 @@ TEXTS = {
     # specific errors
     "malformed_request": ("HTTP 请求格式错误", "Malformed HTTP request"),
     "invalid_credentials": ("用户名或密码错误", "Wrong username or password"),
+    "wrong_password": ("密码错误", "Wrong password"),
+    "password_unchanged": ("新密码不能与当前密码相同",
+                           "The new password must differ from the current one"),
     "token_expired": ("令牌已过期", "Token has expired"),
     "token_revoked": ("令牌已被撤销", "Token has been revoked"),
     "account_inactive": ("账号已停用", "This account is deactivated"),

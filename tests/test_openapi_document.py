@@ -37,6 +37,8 @@ def test_every_error_status_of_every_operation_is_the_error_envelope(spec):
     ("POST /api/auth/register", {"400", "409", "413", "422"}),
     ("POST /api/auth/login", {"400", "401", "403", "413", "422", "429"}),
     ("GET /api/auth/me", {"401"}),
+    ("POST /api/auth/password", {"400", "401", "413", "422", "429"}),
+    ("DELETE /api/auth/me", {"400", "401", "413", "422", "429"}),
     ("GET /api/conversations/", {"401", "422"}),
     ("PUT /api/conversations/{conversation_id}", {"400", "401", "404", "413", "422"}),
     ("DELETE /api/messages/{message_id}", {"401", "404"}),

@@ -4,10 +4,11 @@ from .blueprint import Blueprint
 
 from ..language import request_language
 from ..models.timestamps import utcnow
-from ..schemas.auth import (AccessTokenSchema, AccountSchema, LoginResultSchema, LoginSchema,
-                            LogoutSchema, RegisterSchema, UserRefSchema)
+from ..schemas.auth import (AccessTokenSchema, AccountDeletionSchema, AccountSchema,
+                            LoginResultSchema, LoginSchema, LogoutSchema, PasswordChangeSchema,
+                            RegisterSchema, TokenPairSchema, UserRefSchema)
 from ..schemas.envelope import envelope
-from ..services import quotas, tokens, users
+from ..services import account_deletion, quotas, tokens, users
 from ..texts import say
 from .security import login_required, public, refresh_token_required, revocations
 
@@ -75,3 +76,38 @@ def me():
     return {"data": quotas.account_with_quota(
         current_user, current_app.config["TOKEN_QUOTA"],
         current_app.extensions["chatapi.token_meter"], utcnow())}
+
+
+@blp.route("/password", methods=["POST"])
+@login_required
+@blp.errors(429)
+@blp.arguments(PasswordChangeSchema)
+@blp.response(200, envelope(TokenPairSchema))
+def change_password(body):
+    """Change the calling user's password: every earlier token ends, new ones are returned"""
+    language = request_language()
+    confirm_password(body["current_password"])
+    users.change_password(current_user, body["current_password"], body["new_password"],
+                          language)
+    return {"message": say("password_changed", language),
+            "data": tokens.issue_tokens(current_user, current_app.config)}
+
+
+@blp.route("/me", methods=["DELETE"])
+@login_required
+@blp.errors(429)
+@blp.arguments(AccountDeletionSchema)
+@blp.response(200, envelope())
+def delete_account(body):
+    """Delete the calling user's account and everything it owns"""
+    confirm_password(body["password"])
+    account_deletion.delete_account(current_user, current_app.extensions["chatapi.answers"])
+    return {"message": say("account_deleted", request_language())}
+
+
+def confirm_password(password):
+    """The caller's password, checked under the login's limits."""
+    users.confirm_password(current_user, password, request.remote_addr,
+                           current_app.extensions["chatapi.rate_limiter"],
+                           current_app.config["LOGIN_FAILURE_LIMIT"],
+                           current_app.config["LOGIN_ADDRESS_FAILURE_LIMIT"])

@@ -7,18 +7,31 @@ from .base import BaseSchema, OutputSchema, Timestamp
 # `(?!\n)`: Python's `$` also matches before a final newline ("alice\n" would pass); `\Z` would
 # say it for Python alone, but the pattern is the OpenAPI document's too (ECMA-262 regex).
 USERNAME_PATTERN = r"^[\w.\-]{3,32}(?!\n)$"
+# What a new password must be, at registration and when changed.
+NEW_PASSWORD = validate.Length(8, 128)
 
 
 class RegisterSchema(BaseSchema):
     username = fields.String(required=True, validate=validate.Regexp(
         USERNAME_PATTERN, error=TEXTS["invalid_username"][1]))
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(8, 128))
+    password = fields.String(required=True, load_only=True, validate=NEW_PASSWORD)
 
 
 class LoginSchema(BaseSchema):
     username = fields.String(required=True, validate=validate.Length(1, 254),
                              metadata={"description": "username or email"})
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, 1024))
+
+
+class PasswordChangeSchema(BaseSchema):
+    current_password = fields.String(required=True, load_only=True,
+                                     validate=validate.Length(1, 1024))
+    new_password = fields.String(required=True, load_only=True,
+                                 validate=NEW_PASSWORD)
+
+
+class AccountDeletionSchema(BaseSchema):
     password = fields.String(required=True, load_only=True, validate=validate.Length(1, 1024))
 
 
@@ -60,6 +73,9 @@ class AccessTokenSchema(OutputSchema):
     expires_in = fields.Integer()
 
 
-class LoginResultSchema(AccessTokenSchema):
+class TokenPairSchema(AccessTokenSchema):
     refresh_token = fields.String()
+
+
+class LoginResultSchema(TokenPairSchema):
     user = fields.Nested(UserBriefSchema)

@@ -104,6 +104,18 @@ class DatabaseAnswerStore:
             .values(ended_at=utcnow()).execution_options(synchronize_session=False))
         return claimed.rowcount == 1
 
+    def forget(self, answer_ids):
+        """Remove the jobs and events of those of `answer_ids` that ended, in the transaction.
+        A running one is left to the sweep: its writer still adds events, which a removed
+        job's row would no longer sweep."""
+        for chunk in chunks(answer_ids):
+            ended = db.session.scalars(select(AnswerJob.answer_id).where(
+                AnswerJob.answer_id.in_(chunk), AnswerJob.ended_at.is_not(None))).all()
+            if ended:
+                for table in (AnswerEvent, AnswerJob):
+                    db.session.execute(delete(table).where(table.answer_id.in_(ended))
+                                       .execution_options(synchronize_session=False))
+
     def sweep(self, kept_for):
         """Forget the events of answers that ended more than `kept_for` seconds ago."""
         cutoff = utcnow() - timedelta(seconds=kept_for)
@@ -113,6 +125,12 @@ class DatabaseAnswerStore:
         db.session.execute(delete(AnswerJob).where(AnswerJob.ended_at < cutoff)
                            .execution_options(synchronize_session=False))
         db.session.commit()
+
+
+def chunks(ids, size=500):
+    """`ids` in lists short enough for one statement's parameters on every database."""
+    ids = list(ids)
+    return [ids[start:start + size] for start in range(0, len(ids), size)]
 
 
 def answer_store(redis_client, config):

@@ -80,6 +80,17 @@ return 1
 """
 
 
+# The keys of ended answers (KEYS: hash, stream, hash, stream, ...); a running one's stay.
+FORGET_ENDED = """
+for i = 1, #KEYS, 2 do
+  if redis.call('HEXISTS', KEYS[i], 'worker') == 0
+      or redis.call('HEXISTS', KEYS[i], 'ended_at') == 1 then
+    redis.call('DEL', KEYS[i], KEYS[i + 1])
+  end
+end
+"""
+
+
 @dataclass
 class RedisJob:
     """What answers.py reads of a job, as DatabaseAnswerStore's AnswerJob row gives it."""
@@ -107,6 +118,7 @@ class RedisAnswerStore:
         self.set_if_running = client.register_script(SET_IF_RUNNING)
         self.heartbeat_script = client.register_script(HEARTBEAT)
         self.claim_script = client.register_script(CLAIM)
+        self.forget_script = client.register_script(FORGET_ENDED)
         self.staged = threading.local()  # greenlet-local under gevent
         self.unwritten = []  # staged writes Redis refused after their database commit
         self.lock = threading.Lock()
@@ -165,9 +177,27 @@ class RedisAnswerStore:
             self.staged.writes = []
         return self.staged.writes
 
+    def forget(self, answer_ids):
+        """Remove the keys of those of `answer_ids` that ended, after the database commit
+        (`commit()`). A running one's keys expire after its end."""
+        self.staged.forgets = getattr(self.staged, "forgets", []) + list(answer_ids)
+
+    def forget_staged(self):
+        answer_ids, self.staged.forgets = getattr(self.staged, "forgets", []), []
+        try:
+            for start in range(0, len(answer_ids), 500):
+                keys = []
+                for answer_id in answer_ids[start:start + 500]:
+                    keys += [self.key(answer_id), self.key(answer_id) + ":events"]
+                self.forget_script(keys=keys, args=[])
+        except redis.RedisError:
+            log.warning("could not remove the events of %d deleted answers: they expire "
+                        "RESUME_TTL_SECONDS after their end", len(answer_ids))
+
     def commit(self):
         """Commit the database transaction, then write what was staged for after it."""
         db.session.commit()
+        self.forget_staged()
         with self.lock:
             writes, self.unwritten = self.unwritten + self.staged_writes(), []
             self.staged.writes = []
@@ -184,6 +214,7 @@ class RedisAnswerStore:
     def rollback(self):
         db.session.rollback()
         self.staged.writes = []
+        self.staged.forgets = []
 
     def has_unwritten(self):
         return bool(self.unwritten)

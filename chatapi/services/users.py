@@ -2,7 +2,7 @@
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import Conflict, Forbidden, NotFound, Unauthorized
+from ..errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from ..extensions import db
 from ..models import User
 from ..models.user import new_token_key, username_key
@@ -81,17 +81,42 @@ def log_in(login, password, client_address, limiter, per_account, per_address):
     can't lock a user out from everywhere and one address can't try an account without
     limit; and per address over all names, so cycling through names (an argon2 check each)
     can't burn the CPU without limit either."""
-    address = client_address or "unknown"
     user = find_by_login(login)
+    windows = failure_windows(throttle_key(login, user), client_address, per_account,
+                              per_address)
+    return counting_failures(windows, limiter, lambda: authenticate(user, password))
+
+
+def confirm_password(user, password, client_address, limiter, per_account, per_address):
+    """A signed-in user's password, asked again before a change to the account: a wrong one
+    counts as a failed login of the account from that address (a stolen token must not
+    become a way to guess the password without limit)."""
+    windows = failure_windows(throttle_key(None, user), client_address, per_account,
+                              per_address)
+
+    def check():
+        if not passwords.verify_password(user.password_hash, password):
+            raise Unauthorized("wrong_password")
+    counting_failures(windows, limiter, check)
+
+
+def failure_windows(account_key, client_address, per_account, per_address):
+    address = client_address or "unknown"
     windows = []
     if per_account:
-        windows.append((per_account, (address, throttle_key(login, user))))
+        windows.append((per_account, (address, account_key)))
     if per_address:
         windows.append((per_address, ("address", address)))
+    return windows
+
+
+def counting_failures(windows, limiter, check):
+    """`check()`'s result, refused (429) while a window is full; a 401 it raises counts in
+    every window."""
     for limit, key in windows:
         limiter.ensure_allowed(limit, *key)
     try:
-        return authenticate(user, password)
+        return check()
     except Unauthorized:
         for limit, key in windows:
             limiter.count(limit, *key)
@@ -133,17 +158,20 @@ def set_password(user, password):
     db.session.commit()
 
 
+def change_password(user, current_password, new_password, language):
+    """The caller's own change (current_password already confirmed): a new password that is
+    the current one is a 422, since it would end every session and change nothing."""
+    if new_password == current_password:
+        raise ValidationFailed(details={"new_password": [say("password_unchanged", language)]})
+    set_password(user, new_password)
+
+
 def set_active(user, active):
     """Deactivating ends every token of the account for good: reactivating does not bring
     them back."""
     user.is_active = active
     if not active:
         user.token_key = new_token_key()
-    db.session.commit()
-
-
-def delete_user(user):
-    db.session.delete(user)
     db.session.commit()
 
 
