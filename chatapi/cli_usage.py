@@ -68,5 +68,5 @@ def set_quota(name, quota):
             raise click.ClickException(str(error)) from None
     users.set_token_quota(user, chosen)
     effective = chosen if chosen is not None else (
-        f"{current_app.config['TOKEN_QUOTA'] or 'none'} (TOKEN_QUOTA)")
+        f"default (TOKEN_QUOTA: {current_app.config['TOKEN_QUOTA'] or 'none'})")
     click.echo(f"token quota of {user.username}: {effective}")

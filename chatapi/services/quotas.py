@@ -34,8 +34,10 @@ class DatabaseMeter:
     """What users spent, per day, in the database."""
 
     def used(self, user_id, since):
-        return db.session.scalar(select(func.coalesce(func.sum(TokenCounter.used), 0)).where(
-            TokenCounter.user_id == user_id, TokenCounter.day >= since))
+        # int(): PostgreSQL sums a bigint as a numeric.
+        return int(db.session.scalar(select(func.coalesce(func.sum(TokenCounter.used), 0))
+                                     .where(TokenCounter.user_id == user_id,
+                                            TokenCounter.day >= since)))
 
     def add(self, user_id, spent):
         """Add {day: tokens} to the user's counters, in the caller's transaction."""
