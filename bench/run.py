@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import jobs, profiling, report, seed, transports, trees
+from . import jobs, profiling, quota, report, seed, transports, trees
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -246,6 +246,11 @@ async def weigh_jobs(plan, simulator, database_url, workdir, started, log):
     return (comparison, latency, plan.fast), comparison["errors"] + latency["errors"]
 
 
+async def weigh_quota(plan, simulator, database_url, workdir, started, log):
+    """The quota check beside a whole send, in this process."""
+    return quota.weigh(database_url, simulator[1], os.environ.get("REDIS_URL"), log), []
+
+
 async def main_async(args):
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
@@ -260,8 +265,8 @@ async def main_async(args):
     try:
         process, simulator_port = start_listener("tests.glm_simulator")
         started.append(process)
-        run = (weigh_transports if args.transports else
-               weigh_jobs if args.jobs else bench_everything)
+        run = (weigh_transports if args.transports else weigh_jobs if args.jobs else
+               weigh_quota if args.quota else bench_everything)
         results, errors = await run(plan, (process.pid, simulator_port), database_url,
                                     workdir, started, log)
         failed = bool(errors)
@@ -274,7 +279,13 @@ async def main_async(args):
             shutil.rmtree(workdir, ignore_errors=True)
     meta = report.machine(database_url, mode)
     output = args.output or (None if args.quick else RESULTS)
-    if args.jobs:
+    if args.quota:
+        print(quota.table(results))
+        if output:
+            kept_in = meta["database"] + (" + Redis" if os.environ.get("REDIS_URL") else "")
+            report.write_section(Path(output), f"Quota check, {kept_in}",
+                                 quota.markdown(results, meta, kept_in))
+    elif args.jobs:
         print(jobs.table(*results))
         print(*report.service_log_lines(errors), sep="\n")
         if output:
@@ -303,6 +314,8 @@ def main(argv=None):
     parser.add_argument("--jobs", action="store_true",
                         help="answers as jobs beside the first version; stop and re-attach "
                              "latencies")
+    parser.add_argument("--quota", action="store_true",
+                        help="the quota check's CPU beside a whole send's")
     parser.add_argument("--output", help="write the results as Markdown here")
     args = parser.parse_args(argv)
     raise_open_files_limit()
