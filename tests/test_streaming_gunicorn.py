@@ -1,6 +1,7 @@
 """Streaming on the deployment operators run: one gunicorn gevent worker, the real SDK, the
 GLM simulator; the database pool holds only two connections."""
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 
 import pytest
@@ -219,3 +220,38 @@ def test_two_tabs_answering_at_once_end_up_as_siblings(service, auth_headers, co
     conversation = requests.get(f"{service}/api/conversations/{conversation_id}",
                                 headers=auth_headers, timeout=5).json()["data"]
     assert conversation["current_message_id"] == second["assistant_message"]["id"]
+
+
+def test_stops_at_once_outnumbering_the_pool_each_wait_for_their_stored_end(
+        service, auth_headers):
+    """Four stops at once on a worker whose pool holds two connections: a stop must not wait
+    for its answer's end while holding a connection that end needs."""
+    conversations = [requests.post(f"{service}/api/conversations/", json={},
+                                   headers=auth_headers, timeout=30).json()["data"]["id"]
+                     for _ in range(4)]
+    streams, answer_ids = [], []
+    for conversation_id in conversations:
+        response = open_stream(service, auth_headers, conversation_id,
+                               "[[chunks:4]][[stall_after:2]][[stall:600]]")
+        timeline = events(response)
+        texts = 0
+        for kind, data, _ in timeline:
+            if kind == "start":
+                answer_ids.append(data["assistant_message_id"])
+            texts += kind == "text"
+            if texts == 2:
+                break
+        streams.append(response)
+
+    def stop(answer_id):
+        return requests.post(f"{service}/api/messages/{answer_id}/stop", headers=auth_headers,
+                             timeout=60)
+
+    with ThreadPoolExecutor(4) as pool:
+        stopped = list(pool.map(stop, answer_ids))
+    for response in stopped:
+        assert response.status_code == 200, response.text
+        message = response.json()["data"]["message"]
+        assert (message["status"], message["finish_reason"]) == ("incomplete", "stopped")
+    for response in streams:
+        response.close()

@@ -226,5 +226,6 @@ def delete_message(message_id):
     message = messages.get_owned(current_user.id, message_id)
     if message.status == "in_progress":
         answers().stop(message.id)
+        message = messages.get_owned(current_user.id, message_id)  # as its end left it
     messages.delete(message)
     return {"message": say("message_deleted", request_language())}

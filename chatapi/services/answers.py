@@ -385,7 +385,10 @@ class Answers:
 
     def stop(self, answer_id):
         """Stop the answer wherever it runs; back once it is stored (or STOP_WAIT_SECONDS
-        passed). An answer whose worker is gone is ended here and now."""
+        passed). An answer whose worker is gone is ended here and now. The caller's session
+        is closed first: waiting with its connection, ten stops at once held a pool of ten
+        while the answers they waited for needed a connection to store their end."""
+        db.session.close()
         job = self.local(answer_id)
         if job is not None:
             job.exchange.cancel(chat.STOPPED)
