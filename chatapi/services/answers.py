@@ -16,6 +16,8 @@ import weakref
 from datetime import timedelta
 from json.encoder import encode_basestring
 
+from gevent import monkey
+from gevent.lock import Semaphore
 from sqlalchemy import bindparam, select, update
 
 from ..errors import CODE_BY_STATUS, api_error_for
@@ -60,6 +62,16 @@ def event_json(kind, data):
     return to_json(data)
 
 
+def held_lock():
+    """A lock that is held, for a follower to wait on until an event releases it: under gevent
+    its own semaphore (there threading's Lock is Python code around one), else a Lock."""
+    if monkey.is_module_patched("threading"):
+        return Semaphore(0)
+    waiter = threading.Lock()
+    waiter.acquire()
+    return waiter
+
+
 class Job:
     """One answer being written, as this worker holds it."""
 
@@ -98,8 +110,7 @@ class Job:
         (None: no limit) passed."""
         if position < len(self.events) or self.ended:
             return
-        waiter = threading.Lock()
-        waiter.acquire()
+        waiter = held_lock()
         self.waiters.append(waiter)
         if position < len(self.events) or self.ended:
             return
