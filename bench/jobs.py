@@ -137,12 +137,29 @@ async def weigh_latency(env, workdir, concurrent, started, log):
     while any(answer.events < 4 for answer in answers) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     ids = [answer.answer_id.decode() for answer in answers if answer.answer_id]
+    redis_memory = redis_memory_of(env.get("REDIS_URL"), ids)
     reattach = await in_batches([lambda i=i: first_event_after(port, token, i) for i in ids])
     stops = await in_batches([lambda i=i: stop_latency(port, token, i) for i in ids])
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
     ended_done = sum(1 for answer in answers if answer.stream.final is not None)
     return {"answers": len(ids), "reattach": reattach, "stop": stops, "ended_done": ended_done,
-            "errors": log_errors(workdir / "gunicorn-latency.log")}
+            "redis": redis_memory, "errors": log_errors(workdir / "gunicorn-latency.log")}
+
+
+def redis_memory_of(url, answer_ids, prefix="chatapi"):
+    """What Redis holds for each running answer (its hash and its stream of events, by
+    MEMORY USAGE), on average, and the events each held then; None without REDIS_URL."""
+    if not url or not answer_ids:
+        return None
+    import redis
+    client = redis.Redis.from_url(url)
+    held, events = 0, 0
+    for answer_id in answer_ids:
+        key = f"{prefix}:answer:{answer_id}"
+        held += (client.memory_usage(key, samples=0) or 0) + (
+            client.memory_usage(key + ":events", samples=0) or 0)
+        events += client.xlen(key + ":events")
+    return {"bytes": held / len(answer_ids), "events": events / len(answer_ids)}
 
 
 def rows(comparison, latency):
@@ -162,6 +179,11 @@ def rows(comparison, latency):
                     f"{percentile(figures, 0.99) * 1000:.1f} ms", f"p99 ≤ {target * 1000:.0f} ms"))
     out.append(("stopped streams that ended with done", f"{latency['ended_done']}/"
                 f"{latency['answers']}", "all"))
+    if latency.get("redis"):
+        memory = latency["redis"]
+        out.append(("Redis memory per running answer (its hash and event stream)",
+                    f"{memory['bytes'] / 1024:.1f} KiB at {memory['events']:.0f} events "
+                    f"({memory['bytes'] / max(memory['events'], 1):.0f} B an event)", ""))
     out.append(("machine load average before, after",
                 "{:.1f}, {:.1f}".format(*comparison["busy"]), ""))
     return out
