@@ -34,7 +34,7 @@ def report(first, last, name, group_by, output):
     if output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow((group_by, *COLUMNS))
-        writer.writerows((group["key"], *(group[column] for column in COLUMNS))
+        writer.writerows((spreadsheet_safe(group["key"]), *(group[column] for column in COLUMNS))
                          for group in groups)
         return
     click.echo(f"usage from {first} to {last}, by {group_by}")
@@ -43,6 +43,12 @@ def report(first, last, name, group_by, output):
     for group in groups + [{"key": "total", **total}]:
         click.echo(f"{str(group['key']):<{width}}  "
                    + "  ".join(f"{group[column]:>17,}" for column in COLUMNS))
+
+
+def spreadsheet_safe(cell):
+    """A cell a spreadsheet will not take for a formula (a username may start with `-`)."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def account(name):

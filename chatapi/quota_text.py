@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
 PERIODS = ("day", "week", "month")
-QUOTA_TEXT = re.compile(r"(\d{1,15})\s*(?:per|/)\s*(day|week|month)", re.IGNORECASE)
+QUOTA_TEXT = re.compile(r"([0-9]{1,15})\s*(?:per|/)\s*(day|week|month)", re.IGNORECASE)
 NO_QUOTA = ("none", "off", "unlimited")
 
 

@@ -4,7 +4,7 @@ anything is stored or the model is asked; /api/auth/me tells where the user stan
 live in the database, their period totals in Redis too when the suite has one."""
 import math
 import os
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -169,7 +169,7 @@ def test_an_account_can_have_a_quota_when_the_default_is_none(quota_app, auth_he
 
 
 @pytest.mark.parametrize("bad", ["lots", "100", "100 per fortnight", "0 per day", "-5 per day",
-                                 "1e6 per day", "100 per 2 days", ""])
+                                 "1e6 per day", "100 per 2 days", "", "١٠٠ per day"])
 def test_a_quota_that_does_not_parse_changes_nothing(quota_app, user, bad):
     app = quota_app("100 per day")
     db.session.get(type(user), user.id).token_quota = "7 per week"
@@ -202,3 +202,17 @@ def test_the_counters_equal_the_usage_rows(quota_app, auth_headers, user):
     counted = db.session.scalar(select(func.sum(TokenCounter.used)))
     assert recorded == counted == me(client, auth_headers)["used"] > 0
     assert math.isclose(recorded, counted)
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the suite has no Redis (REDIS_URL)")
+def test_a_day_that_starts_a_week_and_a_month_is_added_to_its_cached_total_once(make_app, user):
+    """2025-12-01 is a Monday and a month's first day: its day's, week's and month's totals are
+    one key in Redis."""
+    app = make_app(REDIS_URL=os.environ["REDIS_URL"])
+    meter = app.extensions["chatapi.token_meter"]
+    monday_first = date(2025, 12, 1)
+    assert meter.used(user.id, monday_first) == 0  # now cached
+    meter.add(user.id, {monday_first: 100})
+    db.session.commit()
+    meter.added(user.id, {monday_first: 100})
+    assert meter.used(user.id, monday_first) == 100

@@ -173,6 +173,8 @@ def test_the_range_is_inclusive_and_defaults_to_the_last_30_days(client, auth_he
     ({"from": "3000-01-01"}, "from"),  # after today, the default `to`
     ({"group_by": "user"}, "group_by"),
     ({"group_by": ""}, "group_by"),
+    ({"to": "20260101"}, "to"),
+    ({"from": "2026-W01"}, "from"),
 ])
 def test_a_bad_query_is_422_naming_the_field(client, auth_headers, query, field):
     response = client.get("/api/usage/", query_string=query, headers=auth_headers)
@@ -236,3 +238,23 @@ def test_the_report_of_a_day_without_usage_is_empty(runner, user):
     assert result.exit_code == 0
     assert result.output.splitlines() == [
         "user,prompt_tokens,completion_tokens,total_tokens,messages"]
+
+
+def test_the_first_days_of_year_one_have_a_shorter_default_range(client, auth_headers, runner):
+    report = usage_report(client, auth_headers, to="0001-01-10")
+    assert (report["from"], report["to"]) == ("0001-01-01", "0001-01-10")
+    result = runner.invoke(args=["usage", "report", "--to", "0001-01-01"])
+    assert result.exit_code == 0, result.output
+    assert "usage from 0001-01-01 to 0001-01-01" in result.output
+
+
+def test_csv_cells_a_spreadsheet_would_take_for_formulas_are_quoted(runner, make_user):
+    account = make_user("-A1")
+    db.session.add(UsageRecord(user_id=account.id, conversation_id=None, message_id="msg_x",
+                               model="glm-5", prompt_tokens=1, completion_tokens=1,
+                               total_tokens=2, estimated=False, day=utcnow().date(),
+                               created_at=utcnow()))
+    db.session.commit()
+    result = runner.invoke(args=["usage", "report", "--format", "csv"])
+    assert result.exit_code == 0
+    assert list(csv.reader(io.StringIO(result.output)))[1] == ["'-A1", "1", "1", "2", "1"]

@@ -6,10 +6,10 @@ API_GROUPS = ["day", "model", "conversation"]
 
 
 class UsageQuerySchema(BaseSchema):
-    from_ = fields.Date(data_key="from", metadata={
+    from_ = fields.Date(data_key="from", format="%Y-%m-%d", metadata={
         "description": "first day (UTC, YYYY-MM-DD), inclusive; default 29 days before `to`"})
-    to = fields.Date(metadata={"description": "last day (UTC, YYYY-MM-DD), inclusive; "
-                                              "default today"})
+    to = fields.Date(format="%Y-%m-%d", metadata={
+        "description": "last day (UTC, YYYY-MM-DD), inclusive; default today"})
     group_by = fields.String(load_default="day", validate=validate.OneOf(API_GROUPS))
 
 

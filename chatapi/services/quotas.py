@@ -89,15 +89,17 @@ class RedisMeter(DatabaseMeter):
         return total
 
     def added(self, user_id, spent):
-        """Each period total cached that holds a day of `spent` grows by that day's tokens."""
-        keys, amounts = [], []
+        """Each period total cached that holds a day of `spent` grows by that day's tokens,
+        once: a total is the sum from its first day on, so on a Monday or a month's first day
+        the day's, the week's and the month's are one key."""
+        amounts = {}
         for day, tokens in spent.items():
-            for period in PERIODS:
-                keys.append(self.key(user_id, Quota(1, period).start(
-                    datetime.combine(day, time(), timezone.utc))))
-                amounts.append(tokens)
+            for since in {Quota(1, period).start(datetime.combine(day, time(), timezone.utc))
+                          for period in PERIODS}:
+                key = self.key(user_id, since)
+                amounts[key] = amounts.get(key, 0) + tokens
         try:
-            self.add_if_cached(keys=keys, args=amounts)
+            self.add_if_cached(keys=list(amounts), args=list(amounts.values()))
         except Exception:  # the totals expire within CACHE_SECONDS and are summed again
             pass
 

@@ -72,7 +72,8 @@ def date_range(first=None, last=None):
     """The days a report covers: `last` defaults to today (UTC), `first` to the 30 days that
     end on `last`."""
     last = last or utcnow().date()
-    first = first or last - timedelta(days=DEFAULT_DAYS - 1)
+    # The first days of year 1 have no 30 days before them.
+    first = first or last - timedelta(days=min(DEFAULT_DAYS - 1, (last - date.min).days))
     if first > last:
         raise ValidationFailed(details={"from": [f"Must not be after `to` ({last})."]})
     return first, last
