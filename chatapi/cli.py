@@ -6,7 +6,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from .cli_usage import set_quota, usage_cli
+from .cli_usage import account, set_quota, usage_cli
 from .errors import ApiError
 from .schemas.auth import RegisterSchema
 from .services import account_deletion, users
@@ -28,13 +28,6 @@ def valid_password(password):
     except ValidationError as error:
         raise click.ClickException(f"password: {' '.join(error.messages)}") from None
     return password
-
-
-def account(name):
-    try:
-        return users.get_by_username(name)
-    except ApiError:
-        raise click.ClickException(f"no user named {name!r}") from None
 
 
 @users_cli.command("create")
