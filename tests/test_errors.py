@@ -177,7 +177,8 @@ def test_an_answer_fails_with_what_a_request_would_answer(
             registry=app.extensions["chatapi.tools"],
             limiter=app.extensions["chatapi.rate_limiter"],
             slots=app.extensions["chatapi.answer_slots"], language="en",
-            opening=answers.opening("en"))
+            opening=answers.opening("en"), quota=None,
+            meter=app.extensions["chatapi.token_meter"])
         job = answers.start(exchange, failing_answer(exchange, error), {})
     assert job.wait(timeout=120)
     assert (job.failure.status, job.failure.text_key) == (status, text_key)

@@ -17,8 +17,10 @@ def delete_account(user, answers):
         answers.stop(answer_id)
     try:
         answers.store.forget(answer_ids_of(user_id, Message.role == "assistant"))
+        # "evaluate": the account's object leaves the session too, so that nothing of this
+        # session (a token check, say) still finds it.
         db.session.execute(delete(User).where(User.id == user_id)
-                           .execution_options(synchronize_session=False))
+                           .execution_options(synchronize_session="evaluate"))
         answers.store.commit()
     except Exception:
         answers.store.rollback()

@@ -76,7 +76,7 @@ RESPONSES = {
     "401": (401, lambda c, h, conv: c.get("/api/auth/me")),
     "404 path": (404, lambda c, h, conv: c.get("/api/nowhere")),
     "404 object": (404, lambda c, h, conv: c.get("/api/conversations/conv_missing", headers=h)),
-    "405": (405, lambda c, h, conv: c.delete("/api/auth/me", headers=h)),
+    "405": (405, lambda c, h, conv: c.put("/api/auth/me", headers=h)),
     "405 trace": (405, lambda c, h, conv: c.open("/api/health", method="TRACE")),
     "413": (413, lambda c, h, conv: c.post("/api/conversations/", headers=h,
                                            data=b"x" * (1024 * 1024 + 1))),
