@@ -214,16 +214,20 @@ class Answers:
         self.ticker = None
         self.always_on = False
         self.pid = self.worker_id = None
+        self.worker_lock = threading.Lock()
         self.timers = {}
         RUNTIMES.add(self)
 
     @property
     def worker(self):
-        """This process's name in the store (made after gunicorn forks)."""
-        if self.pid != os.getpid():
-            self.pid = os.getpid()
-            self.worker_id = f"{socket.gethostname()[:50]}:{self.pid}:{secrets.token_hex(4)}"
-        return self.worker_id
+        """This process's name in the store (made after gunicorn forks), made once: requests
+        of several threads at once each read it as their first answer opens."""
+        pid = os.getpid()
+        with self.worker_lock:
+            if self.pid != pid:
+                self.worker_id = f"{socket.gethostname()[:50]}:{pid}:{secrets.token_hex(4)}"
+                self.pid = pid
+            return self.worker_id
 
     def opening(self, language, also=None):
         """How chat.start opens an answer's job (its `opening`); `also(answer_id,
