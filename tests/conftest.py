@@ -51,15 +51,19 @@ def gunicorn_env(database_url, glm_simulator=None, **settings):
     return env
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
-    url = os.environ.get("DATABASE_URL") or (
-        f"sqlite:///{tmp_path_factory.mktemp('db') / 'chatapi-test.db'}")
+def migrated(url):
+    """`url`, its database migrated to the newest revision."""
     app = create_app(app_config(url))
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    return migrated(os.environ.get("DATABASE_URL") or (
+        f"sqlite:///{tmp_path_factory.mktemp('db') / 'chatapi-test.db'}"))
 
 
 @pytest.fixture

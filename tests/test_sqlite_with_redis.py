@@ -7,14 +7,10 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import flask_migrate
 import pytest
 import requests
 
-from chatapi import create_app
-from chatapi.extensions import db
-
-from .conftest import app_config, gunicorn_env
+from .conftest import gunicorn_env, migrated
 from .servers import gunicorn
 from .simulator_client import wait_for
 from .sse_client import events, open_stream
@@ -30,12 +26,7 @@ def sqlite_url(tmp_path, database_url):
     """The session's SQLite database, or one of this test's own in the PostgreSQL pass."""
     if database_url.startswith("sqlite"):
         return database_url
-    url = f"sqlite:///{tmp_path / 'chatapi.db'}"
-    app = create_app(app_config(url))
-    with app.app_context():
-        flask_migrate.upgrade()
-        db.engine.dispose()
-    return url
+    return migrated(f"sqlite:///{tmp_path / 'chatapi.db'}")
 
 
 @pytest.fixture

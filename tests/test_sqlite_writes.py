@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 
-import flask_migrate
 import pytest
 
 from chatapi import create_app
@@ -16,7 +15,7 @@ from chatapi.extensions import db
 from chatapi.models import User
 from chatapi.services import tokens
 
-from .conftest import app_config, bearer
+from .conftest import app_config, bearer, migrated
 from .servers import PROJECT
 
 pytestmark = pytest.mark.slow
@@ -78,10 +77,8 @@ def test_a_writer_holding_the_lock_across_a_round_trip_commits_and_the_next_one_
 
 def test_a_write_that_waits_out_the_busy_timeout_is_503_and_changes_nothing(tmp_path):
     """Another process (a CLI command, say) holds SQLite's write lock past the busy timeout."""
-    url = f"sqlite:///{tmp_path / 'busy.db'}"
-    app = create_app(app_config(url, REDIS_URL=None))
+    app = create_app(app_config(migrated(f"sqlite:///{tmp_path / 'busy.db'}"), REDIS_URL=None))
     with app.app_context():
-        flask_migrate.upgrade()
         user = User(username="busy", username_key="busy", email="busy@example.com",
                     password_hash="x")
         db.session.add(user)
