@@ -34,8 +34,8 @@ def plan_of(statement):
 
 
 @pytest.mark.parametrize("project_id,index", [
-    (None, "ix_conversations_user_updated"),
-    ("p3", "ix_conversations_user_project_updated"),
+    (None, "ix_conversations_user_list"),
+    ("p3", "ix_conversations_user_project_list"),
 ])
 def test_list_query_uses_the_index_without_sorting(crowded, project_id, index):
     conditions = conversations.list_filters(crowded.id, project_id)

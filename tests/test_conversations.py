@@ -27,7 +27,8 @@ def test_create_with_no_fields_takes_the_seed_defaults(client, user, auth_header
     assert data == {
         "id": data["id"], "user_id": user.id, "project_id": None, "title": "新会话",
         "model": "glm-5", "system_prompt": None, "temperature": 1.0, "max_tokens": 65536,
-        "thinking_enabled": False, "message_count": 0, "current_message_id": None,
+        "thinking_enabled": False, "pinned": False, "archived": False, "message_count": 0,
+        "current_message_id": None,
         "created_at": data["created_at"], "updated_at": data["updated_at"]}
     assert data["created_at"].endswith("Z")
 

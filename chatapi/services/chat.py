@@ -191,7 +191,7 @@ def ask_new(content, parent_id, conversation):
         # Again under the lock: it may have been deleted since.
         tree.answer_to_follow(conversation.id, parent_id)
     earlier = messages.branch_messages(conversation.id, parent_id)
-    if conversation.title == DEFAULT_TITLE and not any(m.role == "user" for m in earlier):
+    if not conversation.title_by_user and not any(m.role == "user" for m in earlier):
         conversations.retitle(conversation.id, title_from(content))
     question = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
                        content=content, status="completed", tool_calls=[], parent_id=parent_id)

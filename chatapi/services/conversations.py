@@ -5,14 +5,14 @@ from sqlalchemy import update as update_rows
 from ..errors import ApiError, NotFound
 from ..extensions import db
 from ..models import Conversation
-from ..models.conversation import DEFAULT_TITLE, ID_FORMAT
+from ..models.conversation import ID_FORMAT
 from ..models.text_search import contains_folded
 from ..models.timestamps import utcnow
 from . import tree
 
 
 def create(user_id, fields):
-    conversation = Conversation(user_id=user_id, **fields)
+    conversation = Conversation(user_id=user_id, title_by_user="title" in fields, **fields)
     db.session.add(conversation)
     db.session.commit()
     return conversation
@@ -30,8 +30,8 @@ def get_owned(user_id, conversation_id):
     return conversation
 
 
-def list_filters(user_id, project_id=None, q=None):
-    conditions = [Conversation.user_id == user_id]
+def list_filters(user_id, project_id=None, q=None, archived=False):
+    conditions = [Conversation.user_id == user_id, Conversation.archived == archived]
     if project_id is not None:
         conditions.append(Conversation.project_id == project_id)
     if q:
@@ -40,22 +40,28 @@ def list_filters(user_id, project_id=None, q=None):
 
 
 def page_query(conditions, page, page_size):
-    """Newest activity first; the id breaks ties so pages never overlap or skip."""
+    """Pinned first, then newest activity; the id breaks ties so pages never overlap or skip."""
     return (select(Conversation).where(*conditions)
-            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .order_by(Conversation.pinned.desc(), Conversation.updated_at.desc(),
+                      Conversation.id.desc())
             .limit(page_size).offset((page - 1) * page_size))
 
 
-def list_page(user_id, page, page_size, project_id=None, q=None):
-    conditions = list_filters(user_id, project_id, q)
+def list_page(user_id, page, page_size, project_id=None, q=None, archived=False):
+    conditions = list_filters(user_id, project_id, q, archived)
     total = db.session.scalar(select(func.count()).select_from(Conversation).where(*conditions))
     items = db.session.scalars(page_query(conditions, page, page_size)).all()
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 
+# Changes that only file the conversation or move around in it: `updated_at` stays.
+NOT_ACTIVITY = frozenset({"pinned", "archived", "current_message_id"})
+
+
 def update(conversation, fields):
-    """Change the fields given; `current_message_id` switches branch, which (unlike a rename
-    or a new setting) is not activity: `updated_at` stays."""
+    """Change the fields given. Switching branch, pinning and archiving are not activity
+    (a rename or a new setting is): then `updated_at` stays."""
+    activity = not NOT_ACTIVITY.issuperset(fields)
     switch_to = fields.pop("current_message_id", None)
     # Under the lock from here: neither the conversation nor the message switched to can be
     # deleted between the check and the write.
@@ -69,6 +75,10 @@ def update(conversation, fields):
         raise
     for name, value in fields.items():
         setattr(conversation, name, value)
+    if "title" in fields:
+        conversation.title_by_user = True
+    if not activity:
+        conversation.updated_at = Conversation.updated_at
     db.session.flush()
     if switch_to is not None:
         move_current(conversation.id, tree.newest_descendant(conversation.id, switch_to))
@@ -95,11 +105,11 @@ def count_messages(conversation_id, change, **also):
 
 
 def retitle(conversation_id, title):
-    """Set the title in the database itself while it is still the default there (the loaded
-    object may be stale: a rename may have come since)."""
+    """Set the title in the database itself while the user has not chosen one there (the
+    loaded object may be stale: a rename may have come since)."""
     db.session.execute(
         update_rows(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.title == DEFAULT_TITLE)
+        .where(Conversation.id == conversation_id, Conversation.title_by_user.is_(False))
         .values(title=title).execution_options(synchronize_session=False))
 
 
