@@ -141,6 +141,7 @@ def derive(config, instance_path):
 
     config["GLM_MODEL_FIGURES"] = model_figures(config["GLM_MODELS"], config["GLM_MODEL_LIMITS"])
     config["TOKEN_QUOTA"] = token_quota_setting(config["TOKEN_QUOTA"])
+    config["TITLE_MODEL"] = config["TITLE_MODEL"] or config["GLM_MODELS"][0]
     config["SQLALCHEMY_DATABASE_URI"] = sqlite_url_made_absolute(
         config["SQLALCHEMY_DATABASE_URI"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config)
@@ -192,6 +193,10 @@ class Config:
             "MAX_URL_LENGTH": env_int("MAX_URL_LENGTH", 4096),
             "MAX_HEADERS_LENGTH": env_int("MAX_HEADERS_LENGTH", 16384),
             "MAX_MESSAGE_CHARS": env_int("MAX_MESSAGE_CHARS", 32000),
+            "AUTO_TITLE": env_choice("AUTO_TITLE", ("on", "off")) == "on",
+            # Unset: the first of GLM_MODELS.
+            "TITLE_MODEL": env_str("TITLE_MODEL"),
+            "TITLE_TIMEOUT": env_float("TITLE_TIMEOUT", 20.0),
             "TOOL_MAX_ROUNDS": env_int("TOOL_MAX_ROUNDS", 5),
             "TOOL_MAX_CALLS_PER_ROUND": env_int("TOOL_MAX_CALLS_PER_ROUND", 10),
             "SANDBOX_PYTHON": env_str("SANDBOX_PYTHON"),

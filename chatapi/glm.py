@@ -100,6 +100,25 @@ class GLMClient:
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
 
+    def complete(self, *, model, messages, temperature, max_tokens, timeout):
+        """A whole completion without thinking or tools: (its text, its usage as the provider
+        reported it, or None)."""
+        try:
+            answer = self.sdk.chat.completions.create(
+                model=model, messages=messages, stream=False, temperature=temperature,
+                max_tokens=max_tokens, thinking={"type": "disabled"}, timeout=timeout)
+        except (ZhipuAIError, httpx.HTTPError) as error:
+            raise translate(error) from error
+        try:
+            text = answer.choices[0].message.content or ""
+            reported = answer.usage
+        except (AttributeError, IndexError, TypeError) as error:
+            raise UpstreamError(details={"provider_error": "malformed completion"}) from error
+        usage = None if reported is None else {
+            key: int(getattr(reported, key, 0) or 0)
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        return text, usage
+
     def web_search(self, query, count, timeout):
         try:
             answer = self.sdk.web_search.web_search(search_engine="search_std",

@@ -35,6 +35,8 @@ def app_config(database_url, **overrides):
         "REDIS_URL": os.environ.get("REDIS_URL"),
         # Limits keyed per test app, so counters in a shared Redis never leak between tests.
         "RATELIMIT_KEY_PREFIX": f"chatapi-test-{uuid.uuid4().hex}",
+        # A title call is one more request to the simulator: the tests of titles ask for it.
+        "AUTO_TITLE": False,
     }
     config.update(overrides)
     return config
@@ -44,7 +46,7 @@ def gunicorn_env(database_url, glm_simulator=None, **settings):
     """The environment of a gunicorn the tests start on the session database (and Redis when
     the suite has one), its model the GLM simulator when given; `settings` add or override."""
     env = {"DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_TEST_SECRET,
-           "REDIS_URL": os.environ.get("REDIS_URL"), "LOG_LEVEL": "WARNING"}
+           "REDIS_URL": os.environ.get("REDIS_URL"), "LOG_LEVEL": "WARNING", "AUTO_TITLE": "off"}
     if glm_simulator is not None:
         env.update(ZHIPUAI_API_KEY="test-key", GLM_BASE_URL=glm_simulator.base_url)
     env.update(settings)

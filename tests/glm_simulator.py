@@ -43,6 +43,10 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
 - ``[[echo]]``: the reply text is the request body received, as one line of JSON.
 - ``[[lone_surrogate]]``: the reply text ends with a lone UTF-16 surrogate (U+D800), which the
   JSON on the wire carries as the escape ``\ud800`` (valid JSON syntax, not Unicode text).
+- ``[[title_NAME:VALUE]]``: the marker NAME for non-streaming requests only (the service asks
+  for titles that way, and streams its answers), where it wins over a plain NAME; streaming
+  requests ignore it. E.g. ``[[title_reply:Rust 所有权]]``, ``[[title_http:500]]``,
+  ``[[title_stall:30]]``.
 
 Streams send their headers at once, then ``data: <chunk>\\n\\n`` lines and ``data: [DONE]``. Every
 delta has ``role: "assistant"``; only the last chunk has ``finish_reason`` and ``usage``
@@ -85,6 +89,8 @@ DEFAULT_REPLY = "你好！我是模拟的 GLM。"
 DEFAULT_MODEL = "glm-4.6"
 MARKER = re.compile(r"\[\[(\w+)(?::(.*?))?\]\]", re.S)
 TOOL_MARKERS = ("tool", "tool_every_round", "bad_args")
+# The prefix of markers only a non-streaming request obeys (the service's title calls).
+WHOLE_ONLY = "title_"
 BAD_ARGUMENTS = '{"expression": "2+'
 ERROR_CODES = {
     400: ("1214", "messages 参数非法。请检查文档。"),
@@ -100,10 +106,16 @@ STREAM_ERROR = ('data: {"error": {"code": "1301", "message": "系统检测到输
 
 
 class Markers:
-    """The ``[[name:value]]`` markers of one text, in order of appearance."""
+    """The ``[[name:value]]`` markers of one text, in order of appearance; for a whole
+    (non-streaming) answer, ``title_NAME`` markers are read as NAME (and come after the others,
+    so they win)."""
 
-    def __init__(self, text):
-        self.found = [(m.group(1), m.group(2)) for m in MARKER.finditer(text)]
+    def __init__(self, text, whole=False):
+        found = [(m.group(1), m.group(2)) for m in MARKER.finditer(text)]
+        prefixed = [(name[len(WHOLE_ONLY):], value) for name, value in found
+                    if name.startswith(WHOLE_ONLY)]
+        self.found = [(name, value) for name, value in found
+                      if not name.startswith(WHOLE_ONLY)] + (prefixed if whole else [])
 
     def has(self, name):
         return any(found == name for found, _ in self.found)
@@ -371,7 +383,7 @@ class Simulator:
     def chat(self, body, record, connection, start_response):
         if not valid_chat_body(body):
             return error_response(start_response, 400, "1214", "messages 参数非法。请检查文档。")
-        markers = Markers(last_user_text(body["messages"]))
+        markers = Markers(last_user_text(body["messages"]), whole=not body.get("stream"))
         status = markers.value("http", None, int)
         if status:
             return error_response(start_response, status, markers.value("code"))

@@ -18,6 +18,7 @@ def crowded(user, other_user):
     start = utcnow()
     rows = [{"id": f"conv_{owner.id}_{i:06d}", "user_id": owner.id, "model": "glm-5",
              "title": f"title {i}", "project_id": f"p{i % 20}",
+             "pinned": i % 11 == 0, "archived": i % 7 == 0,
              "created_at": start, "updated_at": start + timedelta(seconds=i)}
             for owner in (user, other_user) for i in range(10_000)]
     db.session.execute(insert(Conversation), rows)
@@ -33,12 +34,13 @@ def plan_of(statement):
     return "\n".join(str(row[-1]) for row in db.session.execute(text(explain + sql)))
 
 
-@pytest.mark.parametrize("project_id,index", [
-    (None, "ix_conversations_user_list"),
-    ("p3", "ix_conversations_user_project_list"),
+@pytest.mark.parametrize("project_id,archived,index", [
+    (None, False, "ix_conversations_user_list"),
+    (None, True, "ix_conversations_user_list"),
+    ("p3", False, "ix_conversations_user_project_list"),
 ])
-def test_list_query_uses_the_index_without_sorting(crowded, project_id, index):
-    conditions = conversations.list_filters(crowded.id, project_id)
+def test_list_query_uses_the_index_without_sorting(crowded, project_id, archived, index):
+    conditions = conversations.list_filters(crowded.id, project_id, archived=archived)
     plan = plan_of(conversations.page_query(conditions, page=2, page_size=20))
     print(plan)
     assert index in plan

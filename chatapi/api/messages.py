@@ -9,7 +9,7 @@ from ..errors import ValidationFailed, error_with_code
 from ..schemas.messages import (ExchangeSchema, FollowQuerySchema, IdempotencyHeaderSchema,
                                 MessageListQuerySchema, MessagePageSchema, MessageSchema,
                                 RegenerateSchema, SendMessageSchema, StoppedSchema)
-from ..services import chat, idempotency, messages, quotas
+from ..services import chat, idempotency, messages, quotas, titles
 from ..texts import say
 from . import sse
 from .blueprint import Blueprint
@@ -166,9 +166,14 @@ def streamed_answer(exchange, first):
 
 
 def start_answer(exchange):
-    return answers().start(exchange, exchange_runner(exchange), {
+    job = answers().start(exchange, exchange_runner(exchange), {
         "user_message": MessageSchema().dump(exchange.user_message),
         "assistant_message_id": exchange.assistant_message_id})
+    if exchange.automatic_title is not None and current_app.config["AUTO_TITLE"]:
+        titles.start(current_app._get_current_object(), exchange,
+                     current_app.extensions["chatapi.glm"],
+                     current_app.extensions["chatapi.token_meter"])
+    return job
 
 
 def answers():

@@ -247,12 +247,16 @@ class Answers:
         return self.jobs.get(answer_id)
 
     def run(self, job, run_exchange):
+        side_events = job.exchange.side_events
         with self.app.app_context():
             try:
                 for kind, data in run_exchange():
                     job.emit(kind, data)
+                    if side_events:
+                        emit_side_events(job)
             except Exception as error:  # every failure must end as a stored answer
                 job.failure = api_error_for(error)
+            emit_side_events(job)
             try:
                 self.end(job)
             finally:
@@ -594,6 +598,14 @@ class Answers:
         ticker = self.ticker
         if ticker is not None:
             ticker.join(max(0.0, deadline - time.monotonic()))
+
+
+def emit_side_events(job):
+    """Events other threads gave the answer (its conversation's title), sent from the answer's
+    own thread, the only one that emits."""
+    side_events = job.exchange.side_events
+    while side_events:
+        job.emit(*side_events.pop(0))
 
 
 def worker_is_gone(worker):

@@ -15,15 +15,13 @@ from ..errors import CODE_BY_STATUS, ApiError, NotFound, RateLimited, UpstreamEr
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
 from ..models import Message
-from ..models.conversation import DEFAULT_TITLE
 from ..models.message import new_message_id
 from ..models.timestamps import utcnow
 from ..texts import say
-from . import answer_slots, conversations, history, messages, quotas, tree, usage
+from . import answer_slots, conversations, history, messages, quotas, titles, tree, usage
 
 log = logging.getLogger(__name__)
 
-TITLE_CHARS = 30
 # Why an answer was ended before the model finished: its finish_reason, and the code of its
 # last event when that is an error (docs/API.md §4, "How answers end").
 STOPPED, DISCONNECTED, INTERRUPTED = "stopped", "disconnected", "interrupted"
@@ -65,6 +63,10 @@ class Exchange:
     cancelled: bool = False
     stop_reason: str | None = None
     stream: object = None
+    # The conversation's first answer: the title its first message gave it, for the model's
+    # title to replace (services/titles.py); events from other threads for the answer's stream.
+    automatic_title: str | None = None
+    side_events: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self, reason=STOPPED):
@@ -98,11 +100,6 @@ class Exchange:
             self.error = say(error.text_key, self.language)
             if error.details and error.details.get("provider_message"):
                 self.error += f": {error.details['provider_message']}"
-
-
-def title_from(content):
-    line = " ".join(content.split())
-    return line[:TITLE_CHARS] or DEFAULT_TITLE
 
 
 # `parent_id` not given: the new message follows the active branch's last answer.
@@ -147,7 +144,7 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
     try:
         opening.reserve(answer_id)
         try:
-            question, branch, model, started_at = open_answer(
+            question, branch, automatic_title, model, started_at = open_answer(
                 conversation, ask, model, answer_id, opening.add)
         except BaseException:
             db.session.rollback()
@@ -169,7 +166,7 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
         thinking=conversation.thinking_enabled, wire=wire,
         tools=registry.functions if tools_enabled else None,
         user_message=question, assistant_message_id=answer_id, user_id=user_id,
-        language=language, slots=slots, started_at=started_at)
+        language=language, slots=slots, started_at=started_at, automatic_title=automatic_title)
     db.session.expunge(question)
     # Release the connection before the model is asked: a stream may last minutes.
     db.session.close()
@@ -177,9 +174,9 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
 
 
 # Each `ask` runs under the conversation's lock (the first statement updates its row, which
-# locks the tree) and returns the user message to answer and the branch before it (every
-# message of it, failed answers too, root first). A conversation deleted since it was looked
-# up is not found: it has no row left to lock.
+# locks the tree) and returns the user message to answer, the branch before it (every message
+# of it, failed answers too, root first) and the automatic title it gave the conversation, if
+# any. A conversation deleted since it was looked up is not found: it has no row left to lock.
 
 def ask_new(content, parent_id, conversation):
     if not conversations.count_messages(conversation.id, 2):
@@ -191,13 +188,16 @@ def ask_new(content, parent_id, conversation):
         # Again under the lock: it may have been deleted since.
         tree.answer_to_follow(conversation.id, parent_id)
     earlier = messages.branch_messages(conversation.id, parent_id)
-    if not conversation.title_by_user and not any(m.role == "user" for m in earlier):
-        conversations.retitle(conversation.id, title_from(content))
+    title = None
+    if not any(m.role == "user" for m in earlier):
+        title = titles.automatic_title(content)
+        if not conversations.retitle(conversation.id, title):
+            title = None
     question = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
                        content=content, status="completed", tool_calls=[], parent_id=parent_id)
     db.session.add(question)
     db.session.flush()
-    return question, earlier
+    return question, earlier, title
 
 
 def ask_again(message_id, conversation):
@@ -210,16 +210,17 @@ def ask_again(message_id, conversation):
     if named is None:
         raise NotFound()
     question = tree.question_of(named)
-    return question, messages.branch_messages(conversation.id, question.parent_id)
+    return question, messages.branch_messages(conversation.id, question.parent_id), None
 
 
 def open_answer(conversation, ask, model, answer_id, on_open):
     """Store the user's message (or find it) and the answer's row, `in_progress`, which ends
-    the active branch: (the question, the branch before it, the model, the answer's start).
+    the active branch: (the question, the branch before it, the automatic title given, the
+    model, the answer's start).
     `on_open(answer_id, question_id)` adds what else must be stored with them (the job's row,
     the request's Idempotency-Key). A question deleted while its answer is written hands the
     answer, as any child, to what it followed (messages.delete)."""
-    question, branch = ask(conversation)
+    question, branch, automatic_title = ask(conversation)
     model = model or conversation.model
     started_at = max(utcnow(), question.created_at + timedelta(microseconds=1))
     db.session.add(Message(id=answer_id, conversation_id=conversation.id, role="assistant",
@@ -230,7 +231,7 @@ def open_answer(conversation, ask, model, answer_id, on_open):
     conversations.move_current(conversation.id, answer_id)
     messages.attach_siblings([question])
     db.session.commit()
-    return question, branch, model, started_at
+    return question, branch, automatic_title, model, started_at
 
 
 def run(exchange, glm, registry, tool_context, max_rounds, limiter):

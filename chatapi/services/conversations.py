@@ -5,7 +5,7 @@ from sqlalchemy import update as update_rows
 from ..errors import ApiError, NotFound
 from ..extensions import db
 from ..models import Conversation
-from ..models.conversation import ID_FORMAT
+from ..models.conversation import DEFAULT_TITLE, ID_FORMAT
 from ..models.text_search import contains_folded
 from ..models.timestamps import utcnow
 from . import tree
@@ -105,12 +105,15 @@ def count_messages(conversation_id, change, **also):
 
 
 def retitle(conversation_id, title):
-    """Set the title in the database itself while the user has not chosen one there (the
-    loaded object may be stale: a rename may have come since)."""
-    db.session.execute(
+    """Set the title in the database itself while it is still the default and the user has
+    not chosen it (the loaded object may be stale: a rename may have come since); True when
+    it was set."""
+    result = db.session.execute(
         update_rows(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.title_by_user.is_(False))
+        .where(Conversation.id == conversation_id, Conversation.title_by_user.is_(False),
+               Conversation.title == DEFAULT_TITLE)
         .values(title=title).execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 # The message tree. Every change to it first updates the conversation's row (count_messages):

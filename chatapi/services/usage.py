@@ -54,11 +54,18 @@ class ProviderCall:
 def record(exchange):
     """Add the rows of the exchange's calls to the transaction that stores its end; what the
     user spent, {day: tokens}. Nothing for an account deleted meanwhile."""
-    calls = [call for call in exchange.provider_calls if call.ended_at is not None]
-    if not calls or db.session.get(User, exchange.user_id) is None:
+    return record_calls(exchange.user_id, exchange.conversation_id,
+                        exchange.assistant_message_id, exchange.provider_calls)
+
+
+def record_calls(user_id, conversation_id, message_id, provider_calls):
+    """Add a row for each of the calls that ended to the caller's transaction; what the user
+    spent, {day: tokens}."""
+    calls = [call for call in provider_calls if call.ended_at is not None]
+    if not calls or db.session.get(User, user_id) is None:
         return {}
-    rows = [{"user_id": exchange.user_id, "conversation_id": exchange.conversation_id,
-             "message_id": exchange.assistant_message_id, "model": call.model,
+    rows = [{"user_id": user_id, "conversation_id": conversation_id,
+             "message_id": message_id, "model": call.model,
              **{key: call.usage[key] for key in TOKEN_KEYS}, "estimated": call.estimated,
              "created_at": call.ended_at, "day": call.ended_at.date()} for call in calls]
     db.session.execute(UsageRecord.__table__.insert(), rows)
