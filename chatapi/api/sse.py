@@ -4,7 +4,7 @@ go out in one write."""
 from flask import Response, stream_with_context
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-EVENTS = ("start", "thinking", "text", "tool_call", "tool_result", "done", "error")
+EVENTS = ("start", "thinking", "text", "tool_call", "tool_result", "title", "done", "error")
 # One event of the stream, for the OpenAPI document (Open API 3.0 has `schema` of
 # text/event-stream describe each event; `: ping` comments are not events).
 EVENT_SCHEMA = {
@@ -18,12 +18,13 @@ EVENT_SCHEMA = {
         "data": {"type": "string", "description": (
             "one line of JSON: start {user_message, assistant_message_id}; thinking and text "
             "{delta}; tool_call {id, name, arguments}; tool_result {id, name, result, status, "
-            "duration_ms}; done {assistant_message}; error {code, message, "
-            "assistant_message}")},
+            "duration_ms}; title {conversation_id, title} (a conversation's first answer); "
+            "done {assistant_message}; error {code, message, assistant_message}")},
     },
 }
 STREAM_RESPONSE = {"description": "Server-Sent Events: start, thinking, text, tool_call, "
-                                  "tool_result, then done or error; each with its `id:`",
+                                  "tool_result, title, then done or error; each with its "
+                                  "`id:`",
                    "content": {"text/event-stream": {"schema": EVENT_SCHEMA}}}
 PING = ": ping\n\n"
 
