@@ -5,13 +5,18 @@ delays or breaks the answer."""
 import logging
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from chatapi.extensions import db
 from chatapi.models import Conversation, UsageRecord
 from chatapi.services.titles import INSTRUCTION, automatic_title, cleaned
 
+from .conftest import gunicorn_env
+from .servers import gunicorn
 from .simulator_client import wait_for
+from .sse_client import events as sse_events
+from .sse_client import open_stream as open_sse
 from .test_answers_as_jobs import open_stream, read_until
 from .test_chat import chat_requests, send, stream
 
@@ -220,3 +225,29 @@ def test_a_title_with_nothing_usable_leaves_the_automatic_one(
 ])
 def test_what_the_model_wrote_is_cleaned_to_a_title(written, title):
     assert cleaned(written) == title
+
+
+@pytest.mark.slow
+def test_a_title_under_gunicorn_and_gevent_reaches_the_stream_and_the_usage(
+        app, database_url, glm_simulator, auth_headers, user):
+    glm_simulator.reset()
+    env = gunicorn_env(database_url, glm_simulator, AUTO_TITLE="on", TITLE_MODEL="glm-4.5-air",
+                       GLM_READ_TIMEOUT="600")
+    with gunicorn(env, workers=1) as base:
+        conversation_id = requests.post(f"{base}{CONVERSATIONS}", json={}, headers=auth_headers,
+                                        timeout=30).json()["data"]["id"]
+        seen = []
+        with open_sse(base, auth_headers, conversation_id,
+                      "[[chunks:4]][[stall_after:2]][[stall:600]]"
+                      "[[title_stall:0]][[title_reply:Gevent title]]") as response:
+            for kind, data, _ in sse_events(response):
+                seen.append((kind, data))
+                if [k for k, _ in seen].count("text") == 2 and kind == "text":
+                    # The model is silent now: the title, once stored, waits for the end.
+                    assert title_becomes(conversation_id, "Gevent title")
+                    answer_id = seen[0][1]["assistant_message_id"]
+                    assert requests.post(f"{base}/api/messages/{answer_id}/stop",
+                                         headers=auth_headers, timeout=60).status_code == 200
+    assert [kind for kind, _ in seen] == ["start", "text", "text", "title", "done"]
+    assert seen[3][1] == {"conversation_id": conversation_id, "title": "Gevent title"}
+    assert sorted(row.model for row in usage_rows(user.id)) == ["glm-4.5-air", "glm-5"]
