@@ -8,7 +8,8 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import apidocs, cli, errors, http, postgres, security_headers, sqlite_writes, strict_json
+from . import (apidocs, cli, errors, http, postgres, security_headers, sqlite_writes, strict_json,
+               web)
 from .api import register_blueprints, security
 from .config import INSTANCE_PATH, NOTICES_SAID, VERSION, Config, derive
 from .glm import GLMClient
@@ -50,6 +51,7 @@ def create_app(config=None):
     register_extensions(app)
     register_blueprints(api)
     apidocs.init_app(app)
+    web.init_app(app)
     errors.register_error_handlers(app)
     http.init_app(app)
     security_headers.init_app(app)

@@ -194,6 +194,7 @@ class Config:
             "MAX_HEADERS_LENGTH": env_int("MAX_HEADERS_LENGTH", 16384),
             "MAX_MESSAGE_CHARS": env_int("MAX_MESSAGE_CHARS", 32000),
             "AUTO_TITLE": env_choice("AUTO_TITLE", ("on", "off")) == "on",
+            "WEB_CLIENT": env_choice("WEB_CLIENT", ("on", "off")) == "on",
             # Unset: the first of GLM_MODELS.
             "TITLE_MODEL": env_str("TITLE_MODEL"),
             "TITLE_TIMEOUT": env_float("TITLE_TIMEOUT", 20.0),

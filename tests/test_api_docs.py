@@ -12,10 +12,10 @@ import requests
 from chatapi.apidocs import POLICY, SWAGGER_VERSION
 from chatapi.security_headers import HEADERS
 
+from .chromium import chromium, needs_chromium, new_page
 from .conftest import PASSWORD, gunicorn_env
 from .servers import gunicorn
 
-CHROMIUM = "/usr/bin/chromium"
 ASSETS = f"/api/docs/assets/swagger-ui-{SWAGGER_VERSION}"
 DEFAULT_POLICY = HEADERS["Content-Security-Policy"]
 
@@ -98,12 +98,8 @@ def served_with_simulator(app, database_url, glm_simulator, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                    reason="Chromium is not installed at /usr/bin/chromium (.ci/run installs "
-                           "Debian's chromium)")
+@needs_chromium
 def test_swagger_ui_in_chromium_authorizes_and_executes_a_call(served_with_simulator, user):
-    from playwright.sync_api import expect, sync_playwright
-
     base = served_with_simulator
     login = requests.post(f"{base}/api/auth/login", timeout=10,
                           json={"username": "alice", "password": PASSWORD})
@@ -114,45 +110,38 @@ def test_swagger_ui_in_chromium_authorizes_and_executes_a_call(served_with_simul
 
     console, page_errors, elsewhere = [], [], []
     started = time.monotonic()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            page = browser.new_page()
-            # Generous deadlines (CI's two cores are shared): each wait ends at its event.
-            page.set_default_timeout(60_000)
-            expect.set_options(timeout=60_000)
-            # Nothing may come from anywhere but the service: the page must work offline.
-            page.route(re.compile(r"^(?!" + re.escape(base) + r"/)"),
-                       lambda route: (elsewhere.append(route.request.url), route.abort()))
-            page.on("console", lambda message: console.append((message.type, message.text)))
-            page.on("pageerror", lambda error: page_errors.append(str(error)))
+    with chromium() as (_playwright, browser, expect):
+        page = new_page(browser)
+        # Nothing may come from anywhere but the service: the page must work offline.
+        page.route(re.compile(r"^(?!" + re.escape(base) + r"/)"),
+                   lambda route: (elsewhere.append(route.request.url), route.abort()))
+        page.on("console", lambda message: console.append((message.type, message.text)))
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
 
-            page.goto(f"{base}/api/docs")
-            for tag in ("auth", "conversations", "messages", "tools"):
-                expect(page.locator(f'.opblock-tag[data-tag="{tag}"]')).to_be_visible()
-            operation = page.locator(
-                '.opblock-get:has(.opblock-summary-path[data-path="/api/conversations/"])')
-            expect(operation).to_have_count(1)
-            loaded = time.monotonic() - started
+        page.goto(f"{base}/api/docs")
+        for tag in ("auth", "conversations", "messages", "tools"):
+            expect(page.locator(f'.opblock-tag[data-tag="{tag}"]')).to_be_visible()
+        operation = page.locator(
+            '.opblock-get:has(.opblock-summary-path[data-path="/api/conversations/"])')
+        expect(operation).to_have_count(1)
+        loaded = time.monotonic() - started
 
-            page.locator("button.authorize").first.click()
-            dialog = page.locator(".dialog-ux .modal-ux")
-            dialog.locator("input").fill(token)
-            dialog.locator("button.authorize").click()
-            expect(dialog.locator("button.authorize")).to_have_count(0)  # now "Logout"
-            dialog.locator("button.btn-done").click()
+        page.locator("button.authorize").first.click()
+        dialog = page.locator(".dialog-ux .modal-ux")
+        dialog.locator("input").fill(token)
+        dialog.locator("button.authorize").click()
+        expect(dialog.locator("button.authorize")).to_have_count(0)  # now "Logout"
+        dialog.locator("button.btn-done").click()
 
-            operation.locator(".opblock-summary-control").click()
-            operation.locator("button.try-out__btn").click()
-            operation.locator("button.execute").click()
-            live = operation.locator(".live-responses-table .response")
-            expect(live.locator(".response-col_status")).to_have_text(re.compile(r"^\s*200"))
-            expect(live.locator(".response-col_description")).to_contain_text(
-                "From the docs test")
-            curl = operation.locator(".curl-command").inner_text()
-            assert f"Authorization: Bearer {token}" in curl
-        finally:
-            browser.close()
+        operation.locator(".opblock-summary-control").click()
+        operation.locator("button.try-out__btn").click()
+        operation.locator("button.execute").click()
+        live = operation.locator(".live-responses-table .response")
+        expect(live.locator(".response-col_status")).to_have_text(re.compile(r"^\s*200"))
+        expect(live.locator(".response-col_description")).to_contain_text(
+            "From the docs test")
+        curl = operation.locator(".curl-command").inner_text()
+        assert f"Authorization: Bearer {token}" in curl
     print(f"\ndocs page rendered in {loaded:.1f}s, whole browser run "
           f"{time.monotonic() - started:.1f}s")
     assert page_errors == []

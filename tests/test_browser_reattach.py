@@ -2,7 +2,6 @@
 web clients are (tests/browser/reattach.js, on @microsoft/fetch-event-source) keeps the
 answer's id and the last event id it received, and after the reload attaches again with
 Last-Event-ID. Real Chromium, gunicorn with two gevent workers, the GLM simulator."""
-import os
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -10,16 +9,12 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from .chromium import chromium, needs_chromium, new_page
 from .conftest import PASSWORD, gunicorn_env
 from .servers import gunicorn
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.access("/usr/bin/chromium", os.X_OK),
-                       reason="Chromium is not installed at /usr/bin/chromium (.ci/run installs "
-                              "Debian's chromium)")]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
-CHROMIUM = "/usr/bin/chromium"
 CLIENT = Path(__file__).parent / "browser"
 TYPES = {".html": "text/html", ".js": "text/javascript"}
 
@@ -38,8 +33,6 @@ def serve_client(route):
 
 def test_a_page_reloaded_mid_answer_shows_the_whole_answer(app, user, database_url,
                                                            glm_simulator, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
     glm_simulator.reset()
     env = gunicorn_env(database_url, glm_simulator)
     with gunicorn(env, workers=2, log_path=tmp_path / "gunicorn.log") as base:
@@ -50,26 +43,19 @@ def test_a_page_reloaded_mid_answer_shows_the_whole_answer(app, user, database_u
                                         headers=headers, timeout=10).json()["data"]["id"]
         content = "[[chunks:40]][[delay:150]]"
         page_errors = []
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM)
-            try:
-                page = browser.new_page()
-                # Generous deadlines (CI's two cores are shared): each wait ends at its event.
-                page.set_default_timeout(120_000)
-                expect.set_options(timeout=120_000)
-                page.route(re.compile(re.escape(base) + r"/client/.*"), serve_client)
-                page.on("pageerror", lambda error: page_errors.append(str(error)))
-                page.goto(f"{base}/client/reattach.html#token={token}"
-                          f"&conversation={conversation_id}&content={quote(content)}")
-                expect(page.locator("#state")).to_have_text(re.compile(r"^streaming ([5-9]|\d\d)"))
-                before = page.locator("#answer").text_content()
-                page.reload()
-                expect(page.locator("#state")).to_have_text("done")
-                shown = page.locator("#answer").text_content()
-                seen = page.evaluate("JSON.parse(sessionStorage.getItem('seen'))")
-                answer_id = page.evaluate("JSON.parse(sessionStorage.getItem('answer')).id")
-            finally:
-                browser.close()
+        with chromium() as (_playwright, browser, expect):
+            page = new_page(browser)
+            page.route(re.compile(re.escape(base) + r"/client/.*"), serve_client)
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            page.goto(f"{base}/client/reattach.html#token={token}"
+                      f"&conversation={conversation_id}&content={quote(content)}")
+            expect(page.locator("#state")).to_have_text(re.compile(r"^streaming ([5-9]|\d\d)"))
+            before = page.locator("#answer").text_content()
+            page.reload()
+            expect(page.locator("#state")).to_have_text("done")
+            shown = page.locator("#answer").text_content()
+            seen = page.evaluate("JSON.parse(sessionStorage.getItem('seen'))")
+            answer_id = page.evaluate("JSON.parse(sessionStorage.getItem('answer')).id")
 
         stored = requests.get(f"{base}/api/messages/{conversation_id}", headers=headers,
                               timeout=10).json()["data"]["items"]

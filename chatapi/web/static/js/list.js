@@ -1,0 +1,94 @@
+// The conversation list: new chat, search (titles with `q=`, messages with GET /api/search),
+// active or archived conversations, pinned first as the API orders them.
+import { api } from './api.js';
+import { h, replace } from './dom.js';
+import { t } from './i18n.js';
+import { renderSnippet } from './markdown.js';
+
+const SEARCH_DELAY_MS = 250;
+
+export function listView(container, shell) {
+  let archived = false;
+  let activeId = null;
+  let searchTimer = null;
+  let searchRun = 0;
+
+  const search = h('input', { type: 'search', class: 'search', placeholder: t('search'),
+    'aria-label': t('search') });
+  const archiveToggle = h('button', { type: 'button', class: 'link', onclick: () => {
+    archived = !archived;
+    archiveToggle.textContent = archived ? t('showActive') : t('showArchived');
+    refresh();
+  } }, t('showArchived'));
+  const items = h('nav', { class: 'conversation-list', 'aria-label': t('conversations') });
+
+  replace(container,
+    h('button', { type: 'button', class: 'primary new-chat', onclick: newChat }, t('newChat')),
+    search, items, archiveToggle);
+
+  search.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(refresh, SEARCH_DELAY_MS);
+  });
+  search.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      search.value = '';
+      refresh();
+    }
+  });
+
+  async function newChat() {
+    const conversation = await api.post('/api/conversations/', {});
+    search.value = '';
+    await refresh();
+    shell.navigate(`#/c/${conversation.id}`);
+  }
+
+  function conversationLink(conversation) {
+    return h('a', { href: `#/c/${conversation.id}`, class: 'conversation',
+      'data-id': conversation.id, 'aria-current': conversation.id === activeId ? 'page' : false },
+    conversation.pinned ? h('span', { class: 'pin', title: t('pinned'), 'aria-label': t('pinned') }, '📌') : null,
+    h('span', { class: 'conversation-title' }, conversation.title));
+  }
+
+  function hitLink(hit) {
+    const snippet = h('span', { class: 'snippet' });
+    renderSnippet(snippet, hit.snippet);
+    return h('a', { href: `#/c/${hit.conversation_id}/${hit.message_id}`, class: 'hit',
+      'data-id': hit.message_id },
+    h('span', { class: 'conversation-title' }, hit.conversation_title), snippet);
+  }
+
+  async function refresh() {
+    const run = ++searchRun;
+    const query = search.value.trim();
+    const params = new URLSearchParams({ page_size: '100', archived: String(archived) });
+    if (query) params.set('q', query);
+    const listed = api.get(`/api/conversations/?${params}`);
+    // Message search is its own endpoint; a service without it still filters titles.
+    const found = query
+      ? api.get(`/api/search?${new URLSearchParams({ q: query })}`).catch(() => null)
+      : Promise.resolve(null);
+    const [conversations, hits] = await Promise.all([listed, found]);
+    if (run !== searchRun) return;
+    const sections = [];
+    if (query) sections.push(h('h2', {}, t('conversations')));
+    sections.push(conversations.items.length ? conversations.items.map(conversationLink)
+      : h('p', { class: 'empty' }, query ? t('noResults') : t('noConversations')));
+    if (hits) {
+      sections.push(h('h2', {}, t('messages')), hits.items.length ? hits.items.map(hitLink)
+        : h('p', { class: 'empty' }, t('noResults')));
+    }
+    replace(items, sections);
+  }
+
+  function setActive(id) {
+    activeId = id;
+    for (const link of items.querySelectorAll('.conversation')) {
+      if (link.dataset.id === id) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
+  }
+
+  return { refresh, setActive };
+}
