@@ -14,7 +14,7 @@ import requests
 from chatapi.web import POLICY
 
 from .chromium import chromium, needs_chromium, new_page
-from .conftest import gunicorn_env
+from .conftest import PASSWORD as CONFTEST_PASSWORD, gunicorn_env
 from .servers import PROJECT, gunicorn
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -399,4 +399,49 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         assert requests.post(f"{base}/api/auth/login", timeout=10, json={
             "username": "carol", "password": NEW_PASSWORD}).status_code == 401
         problems = watch.problems + phone_watch.problems
+    assert problems == []
+
+
+@pytest.fixture
+def served_without_key(app, database_url, tmp_path):
+    env = gunicorn_env(database_url, MESSAGE_RATE_LIMIT="1 per hour")
+    with gunicorn(env, workers=1, log_path=tmp_path / "gunicorn.log") as base:
+        yield base
+
+
+def test_errors_are_shown_in_place_in_chinese(served_without_key, user):
+    """No GLM key: the answer fails with the API's 503 text where the answer would be; the next
+    question is over MESSAGE_RATE_LIMIT: refused with its wait, the text kept to send again. The
+    browser asks for Chinese, and the page and the API's texts are Chinese."""
+    base = served_without_key
+    api = Api(base, "alice", CONFTEST_PASSWORD)
+    with chromium() as (_playwright, browser, expect):
+        page = new_page(browser, viewport=DESKTOP, locale="zh-CN")
+        watch = Watch(page, base)
+        page.goto(f"{base}/")
+        page.get_by_label("用户名或邮箱").fill("alice")
+        page.get_by_label("密码").fill(CONFTEST_PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.get_by_role("button", name="新会话").click()
+        expect(page).to_have_url(re.compile(r"#/c/conv_"))
+        conversation_id = page.url.split("#/c/")[1]
+
+        send(page, "你好")
+        wait_idle(page, expect)
+        branch = expect_page_matches_branch(page, expect, api, conversation_id)
+        failed = branch[-1]
+        assert (failed["status"], failed["error_code"]) == ("error", "upstream_unavailable")
+        assert failed["error"].startswith("上游服务不可用")
+        expect(page.locator(f'article[data-id="{failed["id"]}"] .note.error')).to_have_text(
+            failed["error"])
+
+        send(page, "再来一次")
+        notice = page.locator(".notice.error")
+        expect(notice).to_have_text(re.compile(r"^请求过于频繁：请 \d+ 秒后再试。$"))
+        wait = int(re.search(r"\d+", notice.text_content()).group())
+        assert 0 < wait <= 3600
+        expect(page.locator(".composer textarea")).to_have_value("再来一次")
+        assert len(api.branch(conversation_id)) == 2
+        page.screenshot(path=SCREENSHOTS / "errors-zh.png")
+        problems = watch.problems
     assert problems == []

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from chatapi.apidocs import BLUEPRINT as DOCS_PAGES
 from chatapi.extensions import db
+from chatapi.web import BLUEPRINT as WEB_CLIENT
 from chatapi.models import User
 from chatapi.services import tokens
 
@@ -36,8 +37,10 @@ PATH_VALUES = {"conversation_id": "conv_aaaaaaaaaaaaaaaaaaaaaa",
 
 
 def is_public(route):
-    """The operations above, and the interactive docs' page and files (no user data)."""
-    return route.endpoint in PUBLIC or route.endpoint.startswith(f"{DOCS_PAGES}.")
+    """The operations above, the interactive docs' page and files, and the web client's page
+    and files (no user data: the page asks for a login and keeps the token in the tab)."""
+    return route.endpoint in PUBLIC or route.endpoint.startswith(
+        (f"{DOCS_PAGES}.", f"{WEB_CLIENT}."))
 
 
 def protected_routes(app):

@@ -3,9 +3,12 @@
 The published inventory, `GET /api/openapi.json`, lists exactly the operations the URL map
 serves (no undocumented route, no documented route that is gone), and what it says about
 authentication is what the routes enforce. Besides the operations, only the document itself and
-the public page of the interactive docs (/api/docs and its files, all GET) are served. Nothing
-is served outside `/api/` (no static folder, no debug or leftover routes)."""
+the public page of the interactive docs (/api/docs and its files, all GET) are served. Outside
+`/api/` only the web client is served: `/` and its files under `/web/`, each a GET route of its
+own (no static folder, no path argument, no debug or leftover routes).
+With WEB_CLIENT=off nothing is served outside `/api/`."""
 from chatapi.apidocs import BLUEPRINT as DOCS_PAGES
+from chatapi.web import BLUEPRINT as WEB_CLIENT
 
 from .conftest import call, routes
 
@@ -22,7 +25,8 @@ def documented_operations(client):
 
 
 def is_operation(route):
-    return route.endpoint != DOCUMENT and not route.endpoint.startswith(f"{DOCS_PAGES}.")
+    return route.endpoint != DOCUMENT and not route.endpoint.startswith(
+        (f"{DOCS_PAGES}.", f"{WEB_CLIENT}."))
 
 
 def openapi_path(route):
@@ -47,15 +51,27 @@ def test_the_documented_authentication_is_the_enforced_one(app, client):
 def test_the_routes_besides_the_operations_are_public_gets_of_the_document_and_the_docs(
         app, client):
     others = [route for route in routes(app) if not is_operation(route)]
-    assert {route.rule for route in others} >= {"/api/openapi.json", "/api/docs"}
+    assert {route.rule for route in others} >= {"/api/openapi.json", "/api/docs", "/",
+                                                "/web/js/main.js"}
     for route in others:
         assert route.method == "GET" and not route.arguments, str(route)
-        assert route.rule.startswith(("/api/openapi.json", "/api/docs")), str(route)
+        assert route.rule.startswith(("/api/openapi.json", "/api/docs", "/web/")) or (
+            route.rule == "/"), str(route)
         assert call(client, route).status_code == 200, str(route)
 
 
-def test_nothing_is_served_outside_the_api(app, client):
-    assert all(route.rule.startswith("/api/") for route in routes(app))
+def test_outside_the_api_only_the_web_client_is_served(app, client):
+    outside = [route for route in routes(app) if not route.rule.startswith("/api/")]
+    assert outside and all(route.endpoint.startswith(f"{WEB_CLIENT}.") for route in outside)
     assert "static" not in app.view_functions
-    for path in ("/", "/static/app.js", "/console", "/admin", "/debug", "/.env"):
+    for path in ("/static/app.js", "/web/", "/web/index.html", "/console", "/admin", "/debug",
+                 "/.env"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_nothing_is_served_outside_the_api_without_the_web_client(make_app):
+    app = make_app(WEB_CLIENT=False)
+    client = app.test_client()
+    assert all(route.rule.startswith("/api/") for route in routes(app))
+    for path in ("/", "/web/js/main.js", "/static/app.js", "/console", "/.env"):
         assert client.get(path).status_code == 404, path
