@@ -20,6 +20,7 @@ from chatapi.apidocs import POLICY as DOCS_POLICY
 from chatapi.errors import code_for
 from chatapi.security_headers import HEADERS
 from chatapi.texts import TEXTS
+from chatapi.web import POLICY as WEB_POLICY
 
 from .conftest import PASSWORD, gunicorn_env
 from .servers import PROJECT, free_port, gunicorn, raw_request, wait_until_serving
@@ -86,8 +87,9 @@ def nginx(upstream_port, tmp, changes=None):
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        # nginx's own 404 outside /api/: up, whether or not anything listens upstream.
-        wait_until_serving(f"{base}/", process)
+        # nginx's own 404 for its internal location: up, whether or not anything listens
+        # upstream.
+        wait_until_serving(f"{base}/_chatapi_error", process)
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -249,6 +251,28 @@ def test_the_docs_page_and_its_files_pass_through_nginx_with_their_headers(throu
         assert again.status_code == 304, url
 
 
+def test_the_web_client_passes_through_nginx_with_its_headers(through_nginx):
+    page = requests.get(f"{through_nginx}/", timeout=5)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.headers["Content-Security-Policy"] == WEB_POLICY
+    assert page.headers["Cache-Control"] == "no-cache"
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert "/web/js/main.js" in urls, urls
+    scripts = ["/web/vendor/marked-18.3.0/marked.esm.js",
+               "/web/vendor/dompurify-3.5.0/purify.es.js"]
+    for url in urls + scripts:
+        response = requests.get(f"{through_nginx}{url}", timeout=10)
+        assert response.status_code == 200, url
+        assert response.headers["Content-Security-Policy"] == WEB_POLICY
+        assert response.headers["Cache-Control"] == (
+            "public, max-age=31536000, immutable" if "/vendor/" in url else "no-cache"), url
+        assert int(response.headers["Content-Length"]) == len(response.content) > 0
+        again = requests.get(f"{through_nginx}{url}", timeout=10,
+                             headers={"If-None-Match": response.headers["ETag"]})
+        assert again.status_code == 304, url
+
+
 ENGLISH = {"Accept-Language": "en"}
 
 
@@ -302,7 +326,7 @@ def test_with_the_app_silent_nginx_answers_504_in_the_envelope(nginx_in_front_of
     ("/api/health?" + "x" * 9000, {}, 414, False),
     ("/api/health", {f"X-Padding-{n}": "x" * 1000 for n in range(20)}, 431, True),  # the app
     ("/api/health", {"X-Padding": "x" * 9000}, 431, True),  # one field past 8k: nginx's 494
-    ("/", {}, 404, True),
+    ("/nothing-here", {}, 404, True),  # outside /api/ too, the app's 404
 ], ids=["url-app", "url-nginx", "head-app", "head-nginx", "outside-api"])
 def test_heads_too_large_for_the_app_or_nginx_answer_the_envelope(
         through_nginx, path, headers, status, english):
