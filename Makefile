@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: install bwrap run test test-fast lint demo bench
+.PHONY: install bwrap run test test-fast lint demo bench screenshots
 
 install: $(VENV)/.installed bwrap
 
@@ -26,6 +26,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 run: install
 	$(BIN)/flask db upgrade
+	@address="$${BIND:-127.0.0.1:$${PORT:-8000}}"; \
+	if [ "$${WEB_CLIENT:-on}" = off ]; then echo "API at http://$$address/api/"; \
+	else echo "Open http://$$address/ in a browser (the web client; the API is under /api/)"; fi
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install
@@ -34,6 +37,10 @@ test: install
 # Everything but the tests marked `slow` (real gunicorn/nginx, processes of their own).
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+# The web client's browser session in real Chromium, which writes docs/screenshots/*.png.
+screenshots: install
+	$(BIN)/pytest -q -p no:randomly tests/test_web_client.py -k "session or chinese"
 
 lint: install
 	$(BIN)/flake8

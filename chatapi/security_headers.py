@@ -1,7 +1,8 @@
 """Headers on every response that make a browser treat it as inert data (OWASP API8): never
-sniffed into HTML, framed, sent as a referrer, run as a page or kept in a cache. The one page
-the service serves, the API docs (chatapi/apidocs), sets a Content-Security-Policy of its own;
-every other response gets `default-src 'none'`."""
+sniffed into HTML, framed, sent as a referrer, run as a page or kept in a cache. The pages the
+service serves, the API docs (chatapi/apidocs) and the web client (chatapi/web), set a
+Content-Security-Policy and Cache-Control of their own; every other response gets
+`default-src 'none'` and `no-store`."""
 
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
