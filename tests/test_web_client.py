@@ -329,6 +329,9 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         assert requests.get(f"{base}/api/conversations/{other_id}", headers=api.headers,
                             timeout=10).status_code == 404
 
+        titles.first.click()
+        expect(page.locator("h1.title")).to_have_text("Reference session")
+
         # Search: titles, and message text through GET /api/search where the service has it.
         page.locator("input.search").fill("session")
         expect(page.locator(".conversation-list h2").first).to_have_text("Conversations")
@@ -361,6 +364,7 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         send(page, "One more?")
         expect(page.locator(".notice.error")).to_contain_text("Your token quota is spent")
         expect(page.locator(".composer textarea")).to_have_value("One more?")
+        expect(page.locator(".usage-corner")).to_have_text(re.compile(r" / 1 tokens this day$"))
         assert runner.invoke(args=["users", "set-quota", "carol", "none"]).exit_code == 0
 
         # The access token was refreshed before it expired (20 s), and the page goes on.
@@ -386,6 +390,14 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         phone.locator(".conversation-list .conversation").first.click()
         expect(phone.locator(".sidebar")).not_to_be_in_viewport()
         expect(phone.locator("h1.title")).to_have_text("Reference session")
+        phone.locator(".menu-button").click()
+        phone.get_by_role("button", name="New chat").click()
+        expect(phone.locator(".sidebar")).not_to_be_in_viewport()
+        send(phone, CHAT_QUESTION)
+        wait_idle(phone, expect)
+        phone_id = phone.url.split("#/c/")[1]
+        expect_page_matches_branch(phone, expect, api, phone_id)
+        phone.locator(".messages").evaluate("list => { list.scrollTop = list.scrollHeight; }")
         phone.screenshot(path=SCREENSHOTS / "phone.png")
 
         # Logout revokes the token; then the account is deleted from its page.

@@ -279,7 +279,7 @@ export function chatView(container, conversationId, shell) {
     }
     const parts = answerParts();
     parts.setThinking(message.reasoning_content);
-    for (const call of message.tool_calls || []) parts.toolCall(call), parts.toolResult(call);
+    for (const call of message.tool_calls || []) parts.toolCall(call);
     parts.setText(message.content);
     if (message.status === 'error') parts.note(message.error, 'error');
     else if (message.finish_reason === 'stopped') parts.note(t('stopped'));
@@ -403,7 +403,7 @@ export function chatView(container, conversationId, shell) {
       reasoning: '', tools: [] };
     if (snapshot) {
       parts.setThinking(snapshot.reasoning);
-      for (const call of snapshot.tools) parts.toolCall(call), call.status && parts.toolResult(call);
+      for (const call of snapshot.tools) parts.toolCall(call);
       parts.setText(snapshot.content);
       parts.note(t('reattached'));
       article.dataset.id = snapshot.answerId;
@@ -440,6 +440,7 @@ export function chatView(container, conversationId, shell) {
       live = null;
       streaming(false);
       showNotice(describeError(error));
+      if (error.code === 'quota_exceeded') shell.usageChanged();
       return;
     }
     live = null;

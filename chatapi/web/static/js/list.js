@@ -47,7 +47,8 @@ export function listView(container, shell) {
   function conversationLink(conversation) {
     return h('a', { href: `#/c/${conversation.id}`, class: 'conversation',
       'data-id': conversation.id, 'aria-current': conversation.id === activeId ? 'page' : false },
-    conversation.pinned ? h('span', { class: 'pin', title: t('pinned'), 'aria-label': t('pinned') }, '📌') : null,
+    conversation.pinned ? h('span', { class: 'pin', role: 'img', title: t('pinned'),
+      'aria-label': t('pinned') }) : null,
     h('span', { class: 'conversation-title' }, conversation.title));
   }
 
