@@ -40,7 +40,8 @@ test-fast: install
 
 # The web client's browser session in real Chromium, which writes docs/screenshots/*.png.
 screenshots: install
-	$(BIN)/pytest -q -p no:randomly tests/test_web_client.py -k "session or chinese"
+	WEB_CLIENT_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -p no:randomly \
+		tests/test_web_client.py -k "session or chinese"
 
 lint: install
 	$(BIN)/flake8

@@ -4,9 +4,12 @@ register, log in, chat with streaming, thinking and tools, stop, regenerate, edi
 branches, reload mid-answer, rename, pin, archive, delete, search, the account page, a quota
 spent, a password changed, a phone-sized window, logout — and checks what the page shows
 against what the API stored. Text from the model that looks like HTML or script is shown as
-text and never runs. The screenshots in docs/screenshots/ are written here."""
+text and never runs. The screenshots of the main views are taken here: into the test's
+temporary folder, or into WEB_CLIENT_SCREENSHOTS (`make screenshots`: docs/screenshots/)."""
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,7 +22,6 @@ from .servers import PROJECT, gunicorn
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 
-SCREENSHOTS = PROJECT / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple battery horse"
 DESKTOP = {"width": 1280, "height": 860}
@@ -72,6 +74,14 @@ class Watch:
     def console(self, message):
         if "Content Security Policy" in message.text or "Refused to" in message.text:
             self.problems.append(f"CSP: {message.text}")
+
+
+@pytest.fixture
+def screenshots(tmp_path):
+    folder = os.environ.get("WEB_CLIENT_SCREENSHOTS")
+    folder = PROJECT / folder if folder else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(folder)
 
 
 @pytest.fixture
@@ -162,9 +172,8 @@ def test_web_client_off_leaves_slash_a_404(make_app):
         assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"
 
 
-def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
+def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screenshots):
     base = served
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as (_playwright, browser, expect):
         page = new_page(browser, viewport=DESKTOP, locale="en-US")
         watch = Watch(page, base)
@@ -214,7 +223,7 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         expect(shown.locator(".markdown strong")).to_have_text("Python")
         tool.locator("summary").click()
         shown.locator("details.thinking summary").click()
-        page.screenshot(path=SCREENSHOTS / "chat.png")
+        page.screenshot(path=screenshots / "chat.png")
         shown.locator("details.thinking summary").click()
 
         # Stop an answer mid-way: the page shows what was stored, stopped.
@@ -264,6 +273,9 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         reload_question = "Reload me. [[chunks:60]][[delay:80]]"
         send(page, reload_question)
         expect(live).to_contain_text("w8 ")
+        attached = []
+        page.on("request", lambda request: attached.append(request.headers) if (
+            request.method == "GET" and request.url.endswith("/stream")) else None)
         page.reload()
         expect(page.locator(".messages .live")).to_have_count(1)
         wait_idle(page, expect)
@@ -276,6 +288,19 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         asked = [request for request in glm_simulator.requests()
                  if reload_question in json.dumps(request, ensure_ascii=False)]
         assert len(asked) == 1
+        # It went on after the last event it had shown, not from the start.
+        assert len(attached) == 1 and int(attached[0]["last-event-id"]) > 9
+
+        # Tools off in the settings: the next question offers the model no tools.
+        page.get_by_role("button", name="Settings").click()
+        settings.locator("input[name=tools]").uncheck()
+        settings.get_by_role("button", name="Save").click()
+        expect(settings.locator(".saved")).to_have_text("Saved")
+        page.get_by_role("button", name="Settings").click()
+        send(page, "No tools now [[reply:Fine.]]")
+        wait_idle(page, expect)
+        last_request = glm_simulator.requests()[-1]["body"]
+        assert "No tools now" in json.dumps(last_request) and "tools" not in last_request
 
         # Text from the model that looks like HTML or script is shown as text, never run.
         send(page, f"[[reply:{HOSTILE_REPLY}]]")
@@ -346,7 +371,7 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
             expect(hits.first.locator("mark").first).to_have_text(re.compile("edited", re.I))
         page.locator("input.search").fill("Reference")
         expect(titles).to_have_count(1)
-        page.screenshot(path=SCREENSHOTS / "search.png")
+        page.screenshot(path=screenshots / "search.png")
         page.locator("input.search").press("Escape")
 
         # The account page: usage as the API counts it; the corner shows it too.
@@ -356,7 +381,7 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         expect(total).to_have_text(f"{usage['total']['total_tokens']:,}")
         expect(page.locator(".usage-corner")).to_have_text(
             f"{usage['total']['total_tokens']:,} tokens in 30 days")
-        page.screenshot(path=SCREENSHOTS / "account.png")
+        page.screenshot(path=screenshots / "account.png")
 
         # The quota spent: the next question is refused in place, with the quota's figures.
         assert runner.invoke(args=["users", "set-quota", "carol", "1 per day"]).exit_code == 0
@@ -398,7 +423,7 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner):
         phone_id = phone.url.split("#/c/")[1]
         expect_page_matches_branch(phone, expect, api, phone_id)
         phone.locator(".messages").evaluate("list => { list.scrollTop = list.scrollHeight; }")
-        phone.screenshot(path=SCREENSHOTS / "phone.png")
+        phone.screenshot(path=screenshots / "phone.png")
 
         # Logout revokes the token; then the account is deleted from its page.
         page.get_by_role("button", name="Log out").click()
@@ -421,7 +446,7 @@ def served_without_key(app, database_url, tmp_path):
         yield base
 
 
-def test_errors_are_shown_in_place_in_chinese(served_without_key, user):
+def test_errors_are_shown_in_place_in_chinese(served_without_key, user, screenshots):
     """No GLM key: the answer fails with the API's 503 text where the answer would be; the next
     question is over MESSAGE_RATE_LIMIT: refused with its wait, the text kept to send again. The
     browser asks for Chinese, and the page and the API's texts are Chinese."""
@@ -454,6 +479,6 @@ def test_errors_are_shown_in_place_in_chinese(served_without_key, user):
         assert 0 < wait <= 3600
         expect(page.locator(".composer textarea")).to_have_value("再来一次")
         assert len(api.branch(conversation_id)) == 2
-        page.screenshot(path=SCREENSHOTS / "errors-zh.png")
+        page.screenshot(path=screenshots / "errors-zh.png")
         problems = watch.problems
     assert problems == []
