@@ -329,8 +329,20 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
         page.get_by_role("button", name="New chat").click()
         expect(page).not_to_have_url(re.compile(conversation_id))
         other_id = page.url.split("#/c/")[1]
-        send(page, "Second chat about gardening")
+        # Leaving a conversation mid-answer and coming back: the answer went on, and shows whole.
+        send(page, "Second chat about gardening [[chunks:40]][[delay:60]]")
+        expect(live).to_contain_text("w3 ")
+        page.locator(f'.conversation-list .conversation[data-id="{conversation_id}"]').click()
+        expect(page.locator("h1.title")).to_have_text("Reference session")
+        page.go_back()
+        # Attached again (or already ended, on a slow machine): either way, shown whole.
+        expect(page.locator(".messages article.assistant.status-completed")).to_have_count(1)
         wait_idle(page, expect)
+        branch = expect_page_matches_branch(page, expect, api, other_id)
+        assert (branch[-1]["status"], branch[-1]["content"]) == (
+            "completed", "".join(f"w{i} " for i in range(40)))
+        expect(page.locator(f'article[data-id="{branch[-1]["id"]}"] .markdown')).to_have_text(
+            branch[-1]["content"].strip())
         titles = page.locator(".conversation-list .conversation")
         expect(titles).to_have_count(2)
         # Pinned first, as the API lists them.

@@ -10,6 +10,8 @@ import { renderMarkdown } from './markdown.js';
 import { events } from './sse.js';
 
 const ANSWER_KEY = 'chatapi.answer';
+// A stream that breaks while its answer runs is attached again, this many times in a row.
+const REATTACH_ATTEMPTS = 3;
 
 function keptAnswer() { return JSON.parse(sessionStorage.getItem(ANSWER_KEY) || 'null'); }
 function keepAnswer(snapshot) {
@@ -116,15 +118,17 @@ export function chatView(container, conversationId, shell) {
   let conversation = null;
   let messages = [];
   let live = null;
-  let editing = null;
+  let closed = false;
+  let reattached = 0;
 
   const title = h('h1', { class: 'title', id: 'conversation-title' });
   const actions = h('div', { class: 'actions' });
   const settings = h('form', { class: 'settings', hidden: true, novalidate: true });
   const list = h('div', { class: 'messages', role: 'log', 'aria-live': 'polite',
     'aria-labelledby': 'conversation-title' });
+  // Disabled until the branch is read: a question sent before would be drawn over.
   const input = h('textarea', { name: 'content', rows: 3, placeholder: t('placeholder'),
-    'aria-label': t('placeholder'), required: true });
+    'aria-label': t('placeholder'), required: true, disabled: true });
   const sendButton = h('button', { type: 'submit', class: 'primary' }, t('send'));
   const stopButton = h('button', { type: 'button', class: 'stop', hidden: true, onclick: stop },
     t('stop'));
@@ -343,7 +347,6 @@ export function chatView(container, conversationId, shell) {
     });
     article.querySelector('.text').replaceWith(form);
     field.focus();
-    editing = message.id;
   }
 
   // Messages shown up to (not including) `id`, as a send or a regeneration replaces the rest.
@@ -366,7 +369,6 @@ export function chatView(container, conversationId, shell) {
     const body = { conversation_id: conversationId, content, tools_enabled: toolsEnabled() };
     if (parentId !== undefined) body.parent_id = parentId;
     if (replacing) cutFrom(replacing);
-    editing = null;
     if (!messages.length) list.replaceChildren();
     const question = messageElement({ role: 'user', content, id: null, status: 'pending' });
     list.append(question);
@@ -410,7 +412,7 @@ export function chatView(container, conversationId, shell) {
     } else {
       parts.note(t('writing'));
     }
-    live = { state };
+    live = { state, controller: new AbortController() };
     streaming(true);
     stopButton.disabled = !state.answerId;
     article.scrollIntoView({ block: 'end' });
@@ -420,7 +422,7 @@ export function chatView(container, conversationId, shell) {
       if (request.body) headers['Content-Type'] = 'application/json';
       if (state.lastEventId) headers['Last-Event-ID'] = state.lastEventId;
       const response = await authorizedFetch(path, { method: request.method || 'GET', headers,
-        body: request.body && JSON.stringify(request.body) });
+        body: request.body && JSON.stringify(request.body), signal: live.controller.signal });
       if (!response.ok) throw await failure(response);
       for await (const event of events(response)) {
         if (event.id) state.lastEventId = event.id;
@@ -430,6 +432,8 @@ export function chatView(container, conversationId, shell) {
       }
       if (!ended) throw new Error('the stream ended before the answer');
     } catch (error) {
+      // Another view took the page: the answer goes on, and is attached again on return.
+      if (closed) return;
       article.remove();
       if (!state.answerId) {
         // Refused before anything was stored (429, quota, validation): the text goes back.
@@ -439,10 +443,17 @@ export function chatView(container, conversationId, shell) {
       }
       live = null;
       streaming(false);
+      if (state.answerId && !(error instanceof ApiError) && reattached < REATTACH_ATTEMPTS) {
+        // The connection broke, not the answer: it runs on; follow it from the last event.
+        reattached += 1;
+        await open();
+        return;
+      }
       showNotice(describeError(error));
       if (error.code === 'quota_exceeded') shell.usageChanged();
       return;
     }
+    reattached = 0;
     live = null;
     streaming(false);
     await reload();
@@ -500,6 +511,7 @@ export function chatView(container, conversationId, shell) {
   }
 
   async function open(focusId) {
+    input.disabled = true;
     list.replaceChildren(h('p', { class: 'empty' }, t('loading')));
     try {
       await reload();
@@ -507,6 +519,7 @@ export function chatView(container, conversationId, shell) {
       replace(list, h('div', { class: 'notice error', role: 'alert' }, describeError(error)));
       return;
     }
+    input.disabled = false;
     render(focusId);
     // An answer still being written (this page was reloaded, or another tab asked): attach.
     const running = messages.findLast((message) => message.role === 'assistant'
@@ -525,5 +538,10 @@ export function chatView(container, conversationId, shell) {
     if (!live) input.focus();
   }
 
-  return { open, isBusy: () => !!live || editing !== null };
+  function close() {
+    closed = true;
+    live?.controller.abort();
+  }
+
+  return { open, close };
 }

@@ -10,6 +10,7 @@ import { listView } from './list.js';
 
 const root = document.getElementById('app');
 let models = null;
+let currentView = null;
 
 function languageSwitch() {
   return h('button', { type: 'button', class: 'link language', 'aria-label': t('language'),
@@ -72,7 +73,6 @@ function shell() {
   const listPane = h('div', { class: 'list-pane' });
   const usage = h('p', { class: 'usage-corner', role: 'status' });
   const main = h('main', { class: 'main' });
-  let view = null;
   const session = currentSession();
   sidebar.append(
     h('div', { class: 'brand' }, t('appName')),
@@ -121,20 +121,20 @@ function shell() {
 
   async function route() {
     root.classList.remove('menu-open');
+    currentView?.close();
     const [, kind, id, messageId] = location.hash.split('/');
+    currentView = null;
     if (kind === 'c' && id) {
       list.setActive(id);
-      view = chatView(main, id, context);
-      await view.open(messageId);
+      currentView = chatView(main, id, context);
+      await currentView.open(messageId);
     } else if (kind === 'account') {
       list.setActive(null);
-      view = null;
       await accountView(main, context).catch((error) => {
         replace(main, h('div', { class: 'notice error', role: 'alert' }, describeError(error)));
       });
     } else {
       list.setActive(null);
-      view = null;
       replace(main, h('header', { class: 'chat-header' }, context.menuButton()),
         h('p', { class: 'empty' }, t('empty')));
     }
@@ -148,6 +148,7 @@ function shell() {
 
 function loggedOut(notice = '') {
   window.onhashchange = null;
+  currentView?.close();
   sessionStorage.removeItem('chatapi.answer');
   history.replaceState(null, '', location.pathname);
   authView(notice);
