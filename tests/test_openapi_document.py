@@ -72,7 +72,7 @@ def test_the_stream_documents_its_events(spec):
     content = spec["paths"]["/api/messages/stream"]["post"]["responses"]["200"]["content"]
     event = content["text/event-stream"]["schema"]
     assert event["properties"]["event"]["enum"] == [
-        "start", "thinking", "text", "tool_call", "tool_result", "done", "error"]
+        "start", "thinking", "text", "tool_call", "tool_result", "title", "done", "error"]
     assert event["required"] == ["event", "data"]
 
 
