@@ -519,6 +519,10 @@ export function chatView(container, conversationId, shell) {
       replace(list, h('div', { class: 'notice error', role: 'alert' }, describeError(error)));
       return;
     }
+    if (focusId && !messages.some((message) => message.id === focusId)) {
+      // A search hit on another branch: that branch becomes the active one, as `< >` would.
+      await switchBranch(focusId);
+    }
     input.disabled = false;
     render(focusId);
     // An answer still being written (this page was reloaded, or another tab asked): attach.

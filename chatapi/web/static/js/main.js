@@ -155,6 +155,9 @@ function loggedOut(notice = '') {
 }
 
 onSessionEnded(() => loggedOut(t('sessionEnded')));
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') root.classList.remove('menu-open');
+});
 
 if (currentSession()) shell();
 else authView();
