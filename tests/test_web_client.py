@@ -6,6 +6,7 @@ spent, a password changed, a phone-sized window, logout — and checks what the 
 against what the API stored. Text from the model that looks like HTML or script is shown as
 text and never runs. The screenshots of the main views are taken here: into the test's
 temporary folder, or into WEB_CLIENT_SCREENSHOTS (`make screenshots`: docs/screenshots/)."""
+import hashlib
 import json
 import os
 import re
@@ -501,3 +502,15 @@ def test_errors_are_shown_in_place_in_chinese(served_without_key, user, screensh
         page.screenshot(path=screenshots / "errors-zh.png")
         problems = watch.problems
     assert problems == []
+
+
+def test_the_vendored_libraries_are_the_published_files():
+    """The hashes in chatapi/web/static/vendor/README.md are those of the files served."""
+    vendor = PROJECT / "chatapi" / "web" / "static" / "vendor"
+    listed = re.findall(r"\| `([\w.-]+/)` \| `([\w.-]+)` \|.*\| `([0-9a-f]{64})` \|",
+                        (vendor / "README.md").read_text())
+    served = sorted(path.relative_to(vendor).as_posix() for path in vendor.rglob("*.js"))
+    assert sorted(folder + name for folder, name, _ in listed) == served
+    for folder, name, digest in listed:
+        assert hashlib.sha256((vendor / folder / name).read_bytes()).hexdigest() == digest
+        assert (vendor / folder / "LICENSE").is_file()
