@@ -415,6 +415,12 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
 
         # Password change: the page's session goes on; the new password logs in.
         page.get_by_role("link", name="Account").click()
+        # A wrong current password is said in place; the session stays.
+        page.get_by_label("Current password").fill("not the password")
+        page.get_by_label("New password").fill(NEW_PASSWORD)
+        page.get_by_role("button", name="Change password").click()
+        expect(page.locator(".form-status.error")).to_have_text("Wrong password")
+        expect(page.locator(".sidebar .who")).to_have_text("carol")
         page.get_by_label("Current password").fill(PASSWORD)
         page.get_by_label("New password").fill(NEW_PASSWORD)
         page.get_by_role("button", name="Change password").click()

@@ -74,17 +74,24 @@ function endSession() {
 }
 
 // fetch() with the token and language; one refresh and retry when the token was refused.
-export async function authorizedFetch(path, options = {}, retried = false) {
+// `checksPassword`: the request carries the account's password, and its 401 says the password
+// is wrong (the session is fine): neither refreshed and retried (a retry would count as a
+// second failed login) nor ended.
+export async function authorizedFetch(path, { checksPassword = false, ...options } = {},
+  retried = false) {
   const headers = { 'Accept-Language': acceptLanguage, ...options.headers };
   if (session) headers.Authorization = `Bearer ${session.access_token}`;
   const response = await fetch(path, { ...options, headers });
+  if (checksPassword && response.status === 401 && Date.now() < session.expiresAt) {
+    return response;
+  }
   if (response.status === 401 && session && !retried) {
     try {
       await refresh();
     } catch {
       return response;
     }
-    return authorizedFetch(path, options, true);
+    return authorizedFetch(path, { checksPassword, ...options }, true);
   }
   if (response.status === 401 && session) endSession();
   return response;
@@ -95,8 +102,8 @@ export async function failure(response) {
   return new ApiError(response.status, envelope, response.headers.get('Retry-After'));
 }
 
-async function request(method, path, body, headers = {}) {
-  const options = { method, headers };
+async function request(method, path, body, headers = {}, checksPassword = false) {
+  const options = { method, headers, checksPassword };
   if (body !== undefined) {
     options.body = JSON.stringify(body);
     headers['Content-Type'] = 'application/json';
@@ -125,13 +132,13 @@ export async function register(username, email, password) {
 }
 
 export async function changePassword(currentPassword, newPassword) {
-  const data = await api.post('/api/auth/password', {
-    current_password: currentPassword, new_password: newPassword });
-  keep(withTokens(data));
+  const envelope = await request('POST', '/api/auth/password', {
+    current_password: currentPassword, new_password: newPassword }, {}, true);
+  keep(withTokens(envelope.data));
 }
 
 export async function deleteAccount(password) {
-  await api.delete('/api/auth/me', { password });
+  await request('DELETE', '/api/auth/me', { password }, {}, true);
   keep(null);
 }
 
