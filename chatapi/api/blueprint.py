@@ -23,15 +23,24 @@ BODY_ERRORS = (400, 413, 422)
 QUERY_ERRORS = (422,)
 
 
+def raw_body(req, max_bytes=None):
+    """The body's bytes: 413 past `max_bytes` (MAX_CONTENT_LENGTH when None), declared or
+    chunked; 400 for a malformed chunked body."""
+    if max_bytes is not None:
+        req.max_content_length = max_bytes
+    try:
+        raw = req.get_data(cache=True)
+        too_large = past_the_cap(req, raw)
+    except (ParseException, NoMoreData):  # gunicorn's, for a malformed or cut chunked body
+        abort(400, messages={"json": ["Malformed chunked body."]})
+    if too_large:
+        raise RequestEntityTooLarge()
+    return raw
+
+
 class JsonObjectParser(FlaskParser):
     def _raw_load_json(self, req):
-        try:
-            raw = req.get_data(cache=True)
-            too_large = past_the_cap(req, raw)
-        except (ParseException, NoMoreData):  # gunicorn's, for a malformed or cut chunked body
-            abort(400, messages={"json": ["Malformed chunked body."]})
-        if too_large:
-            raise RequestEntityTooLarge()
+        raw = raw_body(req)
         if not raw.strip():
             return core.missing
         try:
