@@ -16,7 +16,7 @@ from .security import login_required
 blp = Blueprint("transfer", __name__, url_prefix="/api/conversations",
                 description="Conversations as files: export and import")
 
-MARKDOWN = "text/markdown; charset=utf-8"
+MARKDOWN = "text/markdown"
 EXPORT_RESPONSE = {"200": {"description": "the file, with `Content-Disposition: attachment`",
                            "content": {
                                "application/json": {
