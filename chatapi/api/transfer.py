@@ -71,8 +71,9 @@ def dumped(file):
 @blp.response(201, envelope(ImportedSchema))
 def import_conversations():
     """Import conversations: from an export `json`, or a ChatGPT data export"""
-    raw = raw_body(request, current_app.config["IMPORT_MAX_BYTES"])
+    pause = cooperative_json.Pauses()
+    raw = raw_body(request, current_app.config["IMPORT_MAX_BYTES"], pause)
     ids = imports.import_file(current_user.id, raw, current_app.config["GLM_MODELS"],
-                              current_app.config["IMPORT_MAX_MESSAGES"])
+                              current_app.config["IMPORT_MAX_MESSAGES"], pause)
     return {"message": say("conversations_imported", request_language()),
             "data": {"conversations": ids}}

@@ -26,22 +26,24 @@ TOOL_FAILED = ("failed_with_in_kernel_exception", "failed", "cancelled", "timeou
 # ChatGPT's finish_details.type -> ours.
 FINISH_REASONS = {"stop": "stop", "max_tokens": "length", "interrupted": "interrupted"}
 MAX_SYSTEM_PROMPT = 20000
+# Made once: a schema's nested schemas are made on its first load, per instance.
+CONVERSATION_SCHEMA = ChatGPTConversationSchema()
+NODE_SCHEMA = ChatGPTNodeSchema()
 
 
 def read(item, prefix, said, problems, models, pause):
     """The draft (services.imports.Draft) of one ChatGPT conversation, or None with its
     failures added to `problems`."""
     try:
-        head = ChatGPTConversationSchema().load(item)
+        head = CONVERSATION_SCHEMA.load(item)
     except ValidationError as error:
         problems.add_marshmallow(error.messages, prefix, said)
         return None
     nodes = {}
-    node_schema = ChatGPTNodeSchema()
     for key, raw in head["mapping"].items():
         path = joined(prefix, f"mapping.{key}")
         try:
-            node = node_schema.load(raw)
+            node = NODE_SCHEMA.load(raw)
         except ValidationError as error:
             problems.add_marshmallow(error.messages, path, said)
             continue

@@ -16,9 +16,12 @@ from ..schemas.transfer import ExportFileHeadSchema, MessageFileSchema
 from . import chatgpt_import
 from .import_drafts import Draft, Problems, joined
 
+# Made once: a schema's nested schemas are made on its first load, per instance.
+HEAD_SCHEMA = ExportFileHeadSchema()
+MESSAGE_SCHEMA = MessageFileSchema()
 # Rows written per statement: a batch takes milliseconds, and the worker's other requests run
 # between two.
-BATCH_ROWS = 500
+BATCH_ROWS = 200
 
 
 class TooManyMessages(ApiError):
@@ -33,16 +36,20 @@ def import_file(user_id, raw, models, max_messages, pause=None):
     """The ids of the conversations made from `raw` (the file's bytes), in the file's order.
     `models`: GLM_MODELS (a conversation's model outside them becomes the first)."""
     pause = pause or cooperative_json.Pauses()
-    body = parsed(raw, pause)
-    drafts = read(body, models, max_messages, pause)
-    return store(user_id, drafts, pause)
+    with cooperative_json.collector_paused():
+        body = parsed(raw, pause)
+        try:
+            drafts = read(body, models, max_messages, pause)
+            return store(user_id, drafts, pause)
+        finally:
+            cooperative_json.release(body, pause)
 
 
 def parsed(raw, pause):
     if not raw.strip():
         raise ValidationFailed(details={"_schema": ["No file: the body is empty."]})
     try:
-        return cooperative_json.loads(raw.decode("utf-8"), pause)
+        return cooperative_json.loads(cooperative_json.decoded(raw, pause), pause)
     except strict_json.LoneSurrogate as error:
         raise ValidationFailed(details={strict_json.path_text(error.path) or "_schema": [
             "Must be valid Unicode text (no lone surrogates)."]}) from None
@@ -100,19 +107,18 @@ def named(prefix, item):
 def read_export(item, prefix, said, problems, models, pause):
     """One conversation in our own format (ExportFileSchema)."""
     try:
-        head = ExportFileHeadSchema().load(item)
+        head = HEAD_SCHEMA.load(item)
     except ValidationError as error:
         problems.add_marshmallow(error.messages, prefix, said)
         return None
     conversation = head["conversation"]
-    schema = MessageFileSchema()
     every_id = {raw.get("id") for raw in head["messages"] if isinstance(raw, dict)}
     seen = set()
     draft = Draft(conversation_columns(conversation, models))
     for index, raw in enumerate(head["messages"]):
         path = joined(prefix, f"messages.{index}")
         try:
-            message = schema.load(raw)
+            message = MESSAGE_SCHEMA.load(raw)
         except ValidationError as error:
             problems.add_marshmallow(error.messages, path, said)
             continue
@@ -202,6 +208,7 @@ def store(user_id, drafts, pause):
         conversations.append(conversation)
         messages += its_messages
         currents.append(current)
+        draft.messages = []  # the rows are copies: the draft's go now, a few at a time
         pause()
     try:
         in_batches(insert(Conversation), conversations, pause)
@@ -215,6 +222,8 @@ def store(user_id, drafts, pause):
     except BaseException:
         db.session.rollback()
         raise
+    finally:
+        cooperative_json.release(messages, pause, levels=1)
     return [conversation["id"] for conversation in conversations]
 
 
