@@ -191,6 +191,24 @@ def test_a_bad_chatgpt_export_is_422_naming_the_place_and_stores_nothing(
             for model in (Conversation, Message)] == before
 
 
+def test_metadata_of_unexpected_shapes_is_passed_over(client, auth_headers):
+    """ChatGPT's metadata is not checked: what is read from it must be of the right shape or
+    is ignored."""
+    document = chatgpt_export()
+    answer = document[0]["mapping"][TRIP_ANSWER]["message"]
+    answer["metadata"] = {"finish_details": "stop", "model_slug": {"name": "gpt-4o"}}
+    tool = document[2]["mapping"]["22222222-0000-4000-8000-000000000003"]["message"]
+    tool["metadata"] = {"aggregate_result": ["failed"]}
+    document[0]["default_model_slug"] = "x" * 500
+    document[0]["is_archived"] = None
+    response = post(client, auth_headers, document)
+    assert response.status_code == 201, response.get_json()
+    trip, _chart, study = response.get_json()["data"]["conversations"]
+    first_answer = messages(client, auth_headers, trip)[1]
+    assert first_answer["model"] == "x" * 64 and first_answer["finish_reason"] is None
+    assert messages(client, auth_headers, study)[1]["tool_calls"][0]["status"] == "ok"
+
+
 def test_a_lone_surrogate_in_a_part_is_422_naming_it(client, auth_headers):
     text = FIXTURE.read_text().replace('"Make it cheaper."', '"Make it \\udc00cheaper."')
     response = post(client, auth_headers, text.encode())

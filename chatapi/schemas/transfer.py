@@ -11,6 +11,9 @@ from .base import BaseSchema, OutputSchema, StrictBoolean, StrictFloat, StrictIn
 FORMAT_VERSION = 1
 ROLES = ("user", "assistant")
 STATUSES = ("completed", "incomplete", "error")
+# Times a file may hold: what ChatGPT's seconds since 1970 can say, up to the year 9999.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 # A count of tokens, a duration: anything a database integer or a double holds sensibly.
 LARGEST_COUNT = 2**31 - 1
 
@@ -22,7 +25,14 @@ class FileTimestamp(Timestamp):
         if not isinstance(value, str):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
         moment = super()._deserialize(value, attr, data, **kwargs)
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        try:
+            moment = moment.astimezone(timezone.utc)
+        except OverflowError:  # year 1 an hour east of UTC is in year 0
+            moment = None
+        if moment is None or not EARLIEST <= moment < LATEST:
+            raise ValidationError("Must be a time between 1970 and 9999.")
+        return moment
 
 
 class ExportQuerySchema(BaseSchema):
@@ -121,7 +131,7 @@ class EpochSeconds(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError("Must be a number of seconds since 1970.")
-        if not 0 <= value < 253402300800:  # before the year 10000
+        if not 0 <= value < LATEST.timestamp():
             raise ValidationError("Must be a time between 1970 and 9999.")
         return datetime.fromtimestamp(value, timezone.utc)
 

@@ -135,7 +135,7 @@ class Tree:
         fields = {"title": title_of(self.head["title"]), "model": self.models[0],
                   "system_prompt": self.system_prompt, "temperature": 1.0,
                   "max_tokens": 65536, "thinking_enabled": False, "project_id": None,
-                  "pinned": False, "archived": self.head["is_archived"],
+                  "pinned": False, "archived": self.head["is_archived"] is True,
                   "created_at": self.started,
                   "updated_at": self.head["update_time"] or self.started}
         return Draft(fields, self.messages, current_message["key"] if current_message else None)
@@ -235,11 +235,14 @@ def add_to_answer(answer, message, default_model):
     """What one assistant or tool node adds to the answer it belongs to."""
     content, metadata = message["content"], message["metadata"] or {}
     role, recipient = message["author"]["role"], message["recipient"] or "all"
+    slug = metadata.get("model_slug")
     if role == "tool":
         record_tool_output(answer, message["author"]["name"] or "tool", tool_output(content),
                            metadata)
         return
-    answer["model"] = metadata.get("model_slug") or answer["model"] or default_model
+    answer["model"] = ((slug if isinstance(slug, str) else None) or answer["model"]
+                       or default_model or None)
+    answer["model"] = answer["model"][:64] if answer["model"] else None
     if content["content_type"] == "thoughts":
         answer["thoughts"] += [thought_text(thought) for thought in content["thoughts"] or []
                                if thought_text(thought)]
@@ -255,11 +258,18 @@ def add_to_answer(answer, message, default_model):
         text = f"```{content.get('language') or ''}\n{text}\n```"
     if text:
         answer["texts"].append(text)
-    finish = (metadata.get("finish_details") or {}).get("type")
+    finish = object_in(metadata, "finish_details").get("type")
+    finish = finish if isinstance(finish, str) else None
     answer["finish_reason"] = FINISH_REASONS.get(finish, answer["finish_reason"])
     if finish in ("max_tokens", "interrupted") or message["status"] in (
             "in_progress", "finished_partial_completion"):
         answer["status"] = "incomplete"
+
+
+def object_in(metadata, key):
+    """metadata[key] when it is an object (ChatGPT's metadata is not checked), else {}."""
+    value = metadata.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def thought_text(thought):
@@ -277,5 +287,5 @@ def record_tool_output(answer, name, output, metadata):
                 "arguments": {}, "result": None, "status": "ok", "duration_ms": None}
         answer["tool_calls"].append(call)
     call["result"] = output
-    if (metadata.get("aggregate_result") or {}).get("status") in TOOL_FAILED:
+    if object_in(metadata, "aggregate_result").get("status") in TOOL_FAILED:
         call["status"] = "error"

@@ -112,7 +112,8 @@ def read_export(item, prefix, said, problems, models, pause):
         problems.add_marshmallow(error.messages, prefix, said)
         return None
     conversation = head["conversation"]
-    every_id = {raw.get("id") for raw in head["messages"] if isinstance(raw, dict)}
+    every_id = {raw["id"] for raw in head["messages"]
+                if isinstance(raw, dict) and isinstance(raw.get("id"), str)}
     seen = set()
     draft = Draft(conversation_columns(conversation, models))
     for index, raw in enumerate(head["messages"]):
