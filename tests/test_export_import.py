@@ -316,6 +316,9 @@ def test_over_import_max_messages_is_413_and_stores_nothing(make_app, user):
     assert "IMPORT_MAX_MESSAGES" in response.get_json()["error"]["details"]["_schema"][0]
     assert stored_counts() == before
     assert post_import(client, headers, file_with(GOOD)).status_code == 201
+    empty = file_with([])
+    assert post_import(client, headers, [empty, empty]).status_code == 201
+    assert post_import(client, headers, [empty, empty, empty]).status_code == 413
 
 
 def padded(size):

@@ -64,18 +64,20 @@ def conversations_in(body):
     return [("", body)]
 
 
-def message_count(item):
-    if not isinstance(item, dict):
-        return 0
-    held = item.get("mapping") if "mapping" in item else item.get("messages")
-    return len(held) if isinstance(held, (list, dict)) else 0
+def weight(item):
+    """What one conversation counts toward IMPORT_MAX_MESSAGES: its messages (ChatGPT: its
+    nodes), and at least one, so that a file of empty conversations is bounded too."""
+    held = None
+    if isinstance(item, dict):
+        held = item.get("mapping") if "mapping" in item else item.get("messages")
+    return max(1, len(held) if isinstance(held, (list, dict)) else 0)
 
 
 def read(body, models, max_messages, pause):
     items = conversations_in(body)
     if not items:
         raise ValidationFailed(details={"_schema": ["The file holds no conversation."]})
-    if sum(message_count(item) for _prefix, item in items) > max_messages:
+    if sum(weight(item) for _prefix, item in items) > max_messages:
         raise TooManyMessages(max_messages)
     problems = Problems()
     drafts = []
