@@ -46,7 +46,7 @@ def import_file(user_id, raw, models, max_messages, pause=None):
 
 
 def parsed(raw, pause):
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise ValidationFailed(details={"_schema": ["No file: the body is empty."]})
     try:
         return cooperative_json.loads(cooperative_json.decoded(raw, pause), pause)
