@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import jobs, profiling, quota, report, seed, transports, trees
+from . import imports, jobs, profiling, quota, report, seed, transports, trees
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -251,6 +251,12 @@ async def weigh_quota(plan, simulator, database_url, workdir, started, log):
     return quota.weigh(database_url, simulator[1], os.environ.get("REDIS_URL"), log), []
 
 
+async def weigh_import(plan, simulator, database_url, workdir, started, log):
+    """A 30 MB ChatGPT export imported while /api/health is asked."""
+    figures = imports.weigh(database_url, workdir, started, log)
+    return figures, [] if figures["status"] == 201 else [f"import answered {figures['status']}"]
+
+
 async def main_async(args):
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
@@ -266,7 +272,8 @@ async def main_async(args):
         process, simulator_port = start_listener("tests.glm_simulator")
         started.append(process)
         run = (weigh_transports if args.transports else weigh_jobs if args.jobs else
-               weigh_quota if args.quota else bench_everything)
+               weigh_quota if args.quota else weigh_import if args.imports else
+               bench_everything)
         results, errors = await run(plan, (process.pid, simulator_port), database_url,
                                     workdir, started, log)
         failed = bool(errors)
@@ -279,7 +286,12 @@ async def main_async(args):
             shutil.rmtree(workdir, ignore_errors=True)
     meta = report.machine(database_url, mode)
     output = args.output or (None if args.quick else RESULTS)
-    if args.quota:
+    if args.imports:
+        print(imports.table(results))
+        if output:
+            report.write_section(Path(output), f"Import, {meta['database']}",
+                                 imports.markdown(results, meta))
+    elif args.quota:
         print(quota.table(results))
         if output:
             kept_in = meta["database"] + (" + Redis" if os.environ.get("REDIS_URL") else "")
@@ -316,6 +328,8 @@ def main(argv=None):
                              "latencies")
     parser.add_argument("--quota", action="store_true",
                         help="the quota check's CPU beside a whole send's")
+    parser.add_argument("--import", dest="imports", action="store_true",
+                        help="a 30 MB ChatGPT export imported while /api/health is asked")
     parser.add_argument("--output", help="write the results as Markdown here")
     args = parser.parse_args(argv)
     raise_open_files_limit()

@@ -190,6 +190,9 @@ class Config:
             "FETCH_TIMEOUT": env_float("FETCH_TIMEOUT", 10.0),
             "CORS_ORIGINS": env_list("CORS_ORIGINS"),
             "MAX_CONTENT_LENGTH": env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+            # A conversation import (docs/API.md §3, "Export and import") has its own limits.
+            "IMPORT_MAX_BYTES": env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024),
+            "IMPORT_MAX_MESSAGES": env_int("IMPORT_MAX_MESSAGES", 100_000),
             "MAX_URL_LENGTH": env_int("MAX_URL_LENGTH", 4096),
             "MAX_HEADERS_LENGTH": env_int("MAX_HEADERS_LENGTH", 16384),
             "MAX_MESSAGE_CHARS": env_int("MAX_MESSAGE_CHARS", 32000),

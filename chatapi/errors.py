@@ -46,6 +46,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class BadRequest(ApiError):
+    status = 400
+
+
 class Unauthorized(ApiError):
     status = 401
 

@@ -18,6 +18,7 @@ TEXTS = {
     "conversation_updated": ("会话更新成功", "Conversation updated"),
     "conversation_deleted": ("会话删除成功", "Conversation deleted"),
     "message_deleted": ("消息删除成功", "Message deleted"),
+    "conversations_imported": ("导入成功", "Imported"),
     "answer_stopped": ("回答已停止", "Answer stopped"),
     # one default text per error code
     "bad_request": ("请求体不是有效的 JSON 对象", "The request body is not a valid JSON object"),
@@ -51,6 +52,8 @@ TEXTS = {
     "too_many_answers": ("同时进行中的回答过多，请等待当前回答结束",
                          "Too many answers in progress; wait for one to finish"),
     "database_unavailable": ("数据库不可用", "The database is unavailable"),
+    "import_too_many_messages": ("导入的文件消息过多", "Too many messages in the imported file"),
+    "import_invalid": ("导入的文件有误", "The imported file is not valid"),
     "quota_exceeded": ("令牌额度已用完，请等待额度重置", "Token quota used up; wait until it resets"),
     "answer_interrupted": ("回答被中断：处理它的服务进程已停止",
                            "The answer was interrupted: the process writing it stopped"),

@@ -295,6 +295,35 @@ def test_a_body_over_1_mib_is_refused_by_nginx_with_the_envelope(through_nginx, 
     assert_envelope(response, 413)
 
 
+def test_an_import_of_2_mib_passes_nginx_while_2_mib_elsewhere_is_413(through_nginx,
+                                                                      auth_headers):
+    document = {"version": 1, "conversation": {"title": "big"}, "messages": [
+        {"id": "m1", "parent_id": None, "role": "user", "content": "x" * (2 * 1024 * 1024),
+         "created_at": "2026-01-02T03:04:05.678Z"}]}
+    body = json.dumps(document).encode()
+    response = requests.post(f"{through_nginx}/api/conversations/import", data=body,
+                             headers={"Content-Type": "application/json", **auth_headers},
+                             timeout=30)
+    assert response.status_code == 201, response.text
+    [conversation_id] = response.json()["data"]["conversations"]
+    exported = requests.get(f"{through_nginx}/api/conversations/{conversation_id}/export",
+                            headers=auth_headers, timeout=30)
+    assert exported.json()["messages"][0]["content"] == "x" * (2 * 1024 * 1024)
+    elsewhere = requests.post(f"{through_nginx}/api/conversations/", data=body,
+                              headers={"Content-Type": "application/json", **auth_headers,
+                                       **ENGLISH}, timeout=30)
+    assert_envelope(elsewhere, 413)
+
+
+def test_an_import_past_50_mib_is_refused_by_nginx_with_the_envelope(through_nginx,
+                                                                     auth_headers):
+    response = requests.post(f"{through_nginx}/api/conversations/import",
+                             data=b" " * (50 * 1024 * 1024 + 1),
+                             headers={"Content-Type": "application/json", **auth_headers,
+                                      **ENGLISH}, timeout=60)
+    assert_envelope(response, 413)
+
+
 @pytest.fixture
 def nginx_in_front_of(tmp_path):
     """nginx alone in front of `upstream_port`, with /api/'s read timeout set to `read_timeout`."""

@@ -1,6 +1,6 @@
-from . import auth, conversations, health, messages, models, tools, usage
+from . import auth, conversations, health, messages, models, tools, transfer, usage
 
 
 def register_blueprints(api):
-    for module in (auth, conversations, health, messages, models, tools, usage):
+    for module in (auth, conversations, health, messages, models, tools, transfer, usage):
         api.register_blueprint(module.blp)

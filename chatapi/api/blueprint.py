@@ -23,15 +23,32 @@ BODY_ERRORS = (400, 413, 422)
 QUERY_ERRORS = (422,)
 
 
-class JsonObjectParser(FlaskParser):
-    def _raw_load_json(self, req):
-        try:
+# A big body is read this much at a time, other requests running in between.
+PIECE_BYTES = 1024 * 1024
+
+
+def raw_body(req, max_bytes=None, pause=None):
+    """The body's bytes: 413 past `max_bytes` (MAX_CONTENT_LENGTH when None), declared or
+    chunked; 400 for a malformed chunked body. With `pause`, read a piece at a time, pausing
+    between pieces: tens of megabytes already on the socket would be read in one go."""
+    if max_bytes is not None:
+        req.max_content_length = max_bytes
+    try:
+        if pause is None:
             raw = req.get_data(cache=True)
             too_large = past_the_cap(req, raw)
-        except (ParseException, NoMoreData):  # gunicorn's, for a malformed or cut chunked body
-            abort(400, messages={"json": ["Malformed chunked body."]})
-        if too_large:
-            raise RequestEntityTooLarge()
+        else:
+            raw, too_large = in_pieces(req, pause)
+    except (ParseException, NoMoreData):  # gunicorn's, for a malformed or cut chunked body
+        abort(400, messages={"json": ["Malformed chunked body."]})
+    if too_large:
+        raise RequestEntityTooLarge()
+    return raw
+
+
+class JsonObjectParser(FlaskParser):
+    def _raw_load_json(self, req):
+        raw = raw_body(req)
         if not raw.strip():
             return core.missing
         try:
@@ -47,6 +64,26 @@ class JsonObjectParser(FlaskParser):
         if not isinstance(body, dict):
             abort(400, messages={"json": ["The body must be a JSON object."]})
         return body
+
+
+def in_pieces(req, pause):
+    """(the body, whether it is past the cap). A declared length is read through Werkzeug's
+    stream, which ends there (413 at once past the cap); a chunked body from the server's,
+    which ends with the body, to one byte past the cap."""
+    limit = req.max_content_length
+    if req.content_length is not None:
+        stream, left = req.stream, req.content_length
+    else:
+        stream, left = req.environ["wsgi.input"], None if limit is None else limit + 1
+    pieces, read = [], 0
+    while left is None or read < left:
+        piece = stream.read(PIECE_BYTES if left is None else min(PIECE_BYTES, left - read))
+        if not piece:
+            break
+        pieces.append(piece)
+        read += len(piece)
+        pause()
+    return b"".join(pieces), limit is not None and read > limit
 
 
 def past_the_cap(req, raw):

@@ -60,7 +60,7 @@ def test_another_user_gets_404_on_every_owned_route_and_the_objects_stay(
     assert {route.endpoint for route in checked} >= {
         "conversations.get_conversation", "conversations.update_conversation",
         "conversations.delete_conversation", "messages.list_messages",
-        "messages.delete_message"}
+        "messages.delete_message", "transfer.export_conversation"}
     for route in checked:
         body = BODIES.get(route.method)
         foreign = call(chat_client, route, other_headers, body, **values)

@@ -21,7 +21,7 @@ from chatapi.models.timestamps import utcnow
 from chatapi.services import tokens
 
 from ..conftest import PASSWORD, bearer
-from .conftest import chat_requests, routes
+from .conftest import chat_requests, routes, stored_rows
 
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
 LONG_AGO = "2000-01-01T00:00:00.000Z"
@@ -256,6 +256,42 @@ def execute_tool(ctx):
     assert response.get_json()["data"]["result"]["result"] == 42
 
 
+def import_conversations(ctx):
+    """A file names ids of existing rows and another owner: the import makes new rows of the
+    caller's, with new ids and counts of its own; the rows named stay as they were."""
+    theirs = ctx.exchange
+    before = stored_rows(theirs.conversation["id"])
+    ours = {"version": 1, **hostile(ctx.other_user, id=theirs.conversation["id"]),
+            "conversation": {**hostile(ctx.other_user, id=theirs.conversation["id"]),
+                             "title": "planted", "title_by_user": False,
+                             "current_message_id": theirs.user_message["id"]},
+            "messages": [{**hostile(ctx.other_user, id=theirs.user_message["id"]),
+                          "conversation_id": theirs.conversation["id"], "role": "user",
+                          "content": "planted", "status": "completed",
+                          "created_at": LONG_AGO}]}
+    chatgpt = {**hostile(ctx.other_user), "id": theirs.conversation["id"],
+               "conversation_id": theirs.conversation["id"], "title": "planted too",
+               "current_node": theirs.user_message["id"], "mapping": {
+                   theirs.user_message["id"]: {
+                       "id": theirs.user_message["id"], "parent": None, "children": [],
+                       "message": {"id": theirs.user_message["id"],
+                                   "author": {"role": "user"}, "create_time": 1e9,
+                                   "content": {"content_type": "text", "parts": ["hi"]}}}}}
+    response = ctx.client.post("/api/conversations/import", headers=ctx.auth_headers,
+                               json=[ours, chatgpt])
+    assert response.status_code == 201, response.get_json()
+    made = response.get_json()["data"]["conversations"]
+    assert theirs.conversation["id"] not in made
+    for conversation_id in made:
+        row = fresh(Conversation, conversation_id)
+        assert row.user_id == ctx.user.id and row.message_count == 1 and row.title_by_user
+        [message] = db.session.scalars(select(Message).where(
+            Message.conversation_id == conversation_id)).all()
+        assert message.id not in (theirs.user_message["id"], theirs.assistant_message["id"])
+        assert row.current_message_id == message.id and message.status == "completed"
+    assert stored_rows(theirs.conversation["id"]) == before
+
+
 # endpoint -> (reads a JSON body, the check)
 CASES = {
     "auth.register": (True, register),
@@ -272,6 +308,7 @@ CASES = {
     "messages.regenerate_stream": (True, regenerate_stream),
     "messages.stop_answer": (False, stop_answer),
     "tools.execute_tool": (True, execute_tool),
+    "transfer.import_conversations": (True, import_conversations),
 }
 
 

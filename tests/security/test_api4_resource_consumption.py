@@ -1,13 +1,16 @@
 """OWASP API4:2023 Unrestricted Resource Consumption.
 
 Every size and time limit a client can reach: the body size (MAX_CONTENT_LENGTH, 413, also
-without a Content-Length), the message length (MAX_MESSAGE_CHARS, 422, nothing stored, the
-model not asked), page sizes and other field bounds (422), run_python's time limit and output
-cap (SANDBOX_OUTPUT_BYTES), the fetch tools' byte cap (FETCH_MAX_BYTES) and time limit
-(FETCH_TIMEOUT), and tool inputs built to be expensive (refused quickly). Each limit is also
-shown to let the largest allowed value through. Per-user rate limits for messages and tools
-and the concurrent-stream cap are tested where they are built, not here."""
+without a Content-Length; the import's own IMPORT_MAX_BYTES), the message length
+(MAX_MESSAGE_CHARS, 422, nothing stored, the model not asked), page sizes and other field
+bounds (422), run_python's time limit and output cap (SANDBOX_OUTPUT_BYTES), the fetch tools'
+byte cap (FETCH_MAX_BYTES) and time limit (FETCH_TIMEOUT), and tool inputs built to be
+expensive (refused quickly). Each limit is also shown to let the largest allowed value
+through. Per-user rate limits for messages and tools and the concurrent-stream cap are tested
+where they are built, not here; the import's message limit (IMPORT_MAX_MESSAGES) in
+tests/test_export_import.py."""
 import io
+import json
 import time
 
 import pytest
@@ -15,7 +18,9 @@ from sqlalchemy import func, select
 
 from chatapi.extensions import db
 from chatapi.models import Conversation, Message, User
+from chatapi.services import tokens
 
+from ..conftest import bearer
 from .conftest import assert_error, chat_requests, routes, stored_rows
 
 MIB = 1024 * 1024
@@ -27,13 +32,18 @@ def counts():
             for model in (User, Conversation, Message)]
 
 
+# Routes with a body limit of their own instead of MAX_CONTENT_LENGTH.
+OWN_LIMITS = {"/api/conversations/import": "IMPORT_MAX_BYTES"}
+
+
 def body_routes(app, client):
-    """The routes that read a JSON body, as the OpenAPI document says."""
+    """The routes that read a JSON body, as the OpenAPI document says (but those with a limit
+    of their own)."""
     document = client.get("/api/openapi.json").get_json()
     documented = {(path, method.upper()) for path, operations in document["paths"].items()
                   for method, operation in operations.items() if "requestBody" in operation}
-    return [route for route in routes(app)
-            if (route.rule.replace("<", "{").replace(">", "}"), route.method) in documented]
+    return [route for route in routes(app) if route.rule not in OWN_LIMITS
+            and (route.rule.replace("<", "{").replace(">", "}"), route.method) in documented]
 
 
 def oversized(size=MIB + 1):
@@ -63,6 +73,29 @@ def test_a_body_over_max_content_length_is_413_on_every_route_that_reads_one(
                                         **body)
             assert_error(response, 413, "payload_too_large")
     assert counts() == before and stored_rows(exchange.conversation["id"]) == rows
+
+
+def test_the_import_reads_past_max_content_length_up_to_import_max_bytes_and_no_further(
+        make_app, user):
+    app = make_app(IMPORT_MAX_BYTES=2 * MIB)
+    client = app.test_client()
+    headers = bearer(tokens.issue_tokens(user, app.config)["access_token"])
+    before = counts()
+
+    def import_of(size):
+        body = json.dumps({"version": 1, "conversation": {}, "messages": []}).encode()
+        return body + b" " * (size - len(body))
+
+    for body in ({"data": import_of(2 * MIB + 1)}, chunked(import_of(2 * MIB + 1))):
+        response = client.post("/api/conversations/import", headers=headers,
+                               content_type="application/json", **body)
+        assert_error(response, 413, "payload_too_large")
+    assert counts() == before
+    for body in ({"data": import_of(2 * MIB)}, chunked(import_of(2 * MIB))):
+        response = client.post("/api/conversations/import", headers=headers,
+                               content_type="application/json", **body)
+        assert response.status_code == 201, response.get_json()
+    assert counts()[1] == before[1] + 2
 
 
 @pytest.mark.parametrize("sent", ["with content-length", "chunked"])
