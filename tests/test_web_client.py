@@ -390,6 +390,33 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
         page.screenshot(path=screenshots / "search.png")
         page.locator("input.search").press("Escape")
 
+        # Export (Markdown and JSON: the files the API gives), and the JSON imported back.
+        page.locator(f'.conversation-list .conversation[data-id="{conversation_id}"]').click()
+        expect(page.locator("h1.title")).to_have_text("Reference session")
+        exported = {}
+        for label, format in (("Export Markdown", "markdown"), ("Export JSON", "json")):
+            with page.expect_download() as download:
+                page.get_by_role("button", name=label).click()
+            exported[format] = Path(download.value.path()).read_bytes()
+            assert download.value.suggested_filename == (
+                "Reference session." + ("md" if format == "markdown" else "json"))
+            from_api = requests.get(f"{base}/api/conversations/{conversation_id}/export",
+                                    params={"format": format}, headers=api.headers, timeout=10)
+            assert exported[format] == from_api.content
+        page.locator("input.import-file").set_input_files(
+            files=[{"name": "export.json", "mimeType": "application/json",
+                    "buffer": exported["json"]}])
+        expect(page.locator(".list-pane .form-status.ok")).to_have_text(
+            "Imported 1 conversation(s).")
+        expect(page).not_to_have_url(re.compile(conversation_id))
+        imported_id = page.url.split("#/c/")[1]
+        imported = expect_page_matches_branch(page, expect, api, imported_id)
+        original = api.branch(conversation_id)
+        assert [(message["role"], message["content"]) for message in imported] == [
+            (message["role"], message["content"]) for message in original]
+        page.get_by_role("button", name="Delete", exact=True).click()
+        expect(page.locator(".conversation-list .conversation")).to_have_count(1)
+
         # The account page: usage as the API counts it; the corner shows it too.
         page.get_by_role("link", name="Account").click()
         usage = api.get("/api/usage?group_by=model")
@@ -419,12 +446,12 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
         page.get_by_label("Current password").fill("not the password")
         page.get_by_label("New password").fill(NEW_PASSWORD)
         page.get_by_role("button", name="Change password").click()
-        expect(page.locator(".form-status.error")).to_have_text("Wrong password")
+        expect(page.locator(".account .form-status.error")).to_have_text("Wrong password")
         expect(page.locator(".sidebar .who")).to_have_text("carol")
         page.get_by_label("Current password").fill(PASSWORD)
         page.get_by_label("New password").fill(NEW_PASSWORD)
         page.get_by_role("button", name="Change password").click()
-        expect(page.locator(".form-status.ok")).to_have_text("Password changed.")
+        expect(page.locator(".account .form-status.ok")).to_have_text("Password changed.")
         api.login("carol", NEW_PASSWORD)
 
         # A phone-sized window: the list behind a menu button, the chat readable.

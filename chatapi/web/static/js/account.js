@@ -2,7 +2,7 @@
 import { api, changePassword, deleteAccount } from './api.js';
 import { h, replace } from './dom.js';
 import { formatNumber, formatTime, t } from './i18n.js';
-import { describeError } from './chat.js';
+import { describeError } from './errors.js';
 
 function usageTable(caption, usage, keyLabel) {
   const row = (key, figures, cell = 'td') => h('tr', {}, h(cell, {}, key),

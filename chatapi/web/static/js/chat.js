@@ -4,8 +4,9 @@
 // with Last-Event-ID (GET /api/messages/{id}/stream) for the rest. Once it ends, the branch is
 // read again from the API: what the page shows afterwards is what was stored.
 import { ApiError, api, authorizedFetch, failure } from './api.js';
+import { describeError } from './errors.js';
 import { h, replace } from './dom.js';
-import { formatNumber, formatTime, t } from './i18n.js';
+import { t } from './i18n.js';
 import { renderMarkdown } from './markdown.js';
 import { events } from './sse.js';
 
@@ -25,20 +26,6 @@ function idempotencyKey() {
 }
 
 function toolsKey(conversationId) { return `chatapi.tools.${conversationId}`; }
-
-// A failure as the page says it: the wait of a 429, the quota's figures, else the API's text.
-export function describeError(error) {
-  if (!(error instanceof ApiError)) return `${t('errorPrefix')}: ${error.message}`;
-  if (error.code === 'rate_limited' && error.retryAfter !== null) {
-    return t('rateLimited', { seconds: error.retryAfter });
-  }
-  if (error.code === 'quota_exceeded') {
-    const { used, limit, period, resets_at: resets } = error.details;
-    return t('quotaExceeded', { used: formatNumber(used), limit: formatNumber(limit),
-      period: t(period), resets: formatTime(resets) });
-  }
-  return error.message;
-}
 
 function json(value) { return JSON.stringify(value, null, 2); }
 
@@ -159,6 +146,10 @@ export function chatView(container, conversationId, shell) {
       h('button', { type: 'button', onclick: startRename }, t('rename')),
       h('button', { type: 'button', 'aria-expanded': String(!settings.hidden),
         onclick: toggleSettings }, t('settings')),
+      h('button', { type: 'button', class: 'export-json', onclick: () => exportAs('json') },
+        t('exportJson')),
+      h('button', { type: 'button', class: 'export-markdown',
+        onclick: () => exportAs('markdown') }, t('exportMarkdown')),
       h('button', { type: 'button', class: 'danger', onclick: remove }, t('delete')));
   }
 
@@ -186,6 +177,26 @@ export function chatView(container, conversationId, shell) {
     replace(title, form);
     field.focus();
     field.select();
+  }
+
+  // The export is a file behind the bearer token: fetched, then saved from a blob: URL.
+  async function exportAs(format) {
+    try {
+      const response = await authorizedFetch(
+        `/api/conversations/${conversationId}/export?format=${format}`);
+      if (!response.ok) throw await failure(response);
+      const name = response.headers.get('Content-Disposition')
+        ?.match(/filename\*=UTF-8''([^;]+)/)?.[1];
+      const url = URL.createObjectURL(await response.blob());
+      const link = h('a', { href: url, download: name ? decodeURIComponent(name)
+        : `${conversation.title}.${format === 'json' ? 'json' : 'md'}` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (error) {
+      showNotice(describeError(error));
+    }
   }
 
   async function remove() {

@@ -38,6 +38,9 @@ const TEXTS = {
     menu: 'Conversations menu', back: 'Back', language: 'Language', sessionEnded: 'Your session has ended: log in again.',
     reattached: 'Continuing the answer…', loading: 'Loading…', errorPrefix: 'Error',
     untitled: 'New chat', role_user: 'You', role_assistant: 'Assistant',
+    exportJson: 'Export JSON', exportMarkdown: 'Export Markdown', import: 'Import…',
+    importHelp: 'Import conversations: a JSON export of this service, or ChatGPT\'s conversations.json',
+    importing: 'Importing…', imported: 'Imported {count} conversation(s).',
   },
   zh: {
     appName: 'ChatAPI',
@@ -75,6 +78,9 @@ const TEXTS = {
     menu: '会话菜单', back: '返回', language: '语言', sessionEnded: '登录已失效，请重新登录。',
     reattached: '继续接收回答…', loading: '加载中…', errorPrefix: '错误',
     untitled: '新会话', role_user: '你', role_assistant: '助手',
+    exportJson: '导出 JSON', exportMarkdown: '导出 Markdown', import: '导入…',
+    importHelp: '导入会话：本服务导出的 JSON，或 ChatGPT 的 conversations.json',
+    importing: '正在导入…', imported: '已导入 {count} 个会话。',
   },
 };
 

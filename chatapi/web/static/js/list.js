@@ -1,6 +1,7 @@
 // The conversation list: new chat, search (titles with `q=`, messages with GET /api/search),
 // active or archived conversations, pinned first as the API orders them.
-import { api } from './api.js';
+import { api, authorizedFetch, failure } from './api.js';
+import { describeError } from './errors.js';
 import { h, replace } from './dom.js';
 import { t } from './i18n.js';
 import { renderSnippet } from './markdown.js';
@@ -21,10 +22,41 @@ export function listView(container, shell) {
     refresh();
   } }, t('showArchived'));
   const items = h('nav', { class: 'conversation-list', 'aria-label': t('conversations') });
+  const importStatus = h('p', { class: 'form-status', role: 'status' });
+  const importFile = h('input', { type: 'file', class: 'import-file',
+    accept: '.json,application/json', 'aria-label': t('importHelp'), onchange: importChosen });
 
   replace(container,
     h('button', { type: 'button', class: 'primary new-chat', onclick: newChat }, t('newChat')),
-    search, items, archiveToggle);
+    search, items,
+    h('div', { class: 'list-links' }, archiveToggle,
+      h('label', { class: 'import' }, t('import'), importFile)),
+    importStatus);
+
+  // Our export (one or a list) or a ChatGPT conversations.json, sent as it is.
+  async function importChosen() {
+    const [file] = importFile.files;
+    if (!file) return;
+    importStatus.className = 'form-status';
+    importStatus.textContent = t('importing');
+    try {
+      const response = await authorizedFetch('/api/conversations/import', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: file });
+      if (!response.ok) throw await failure(response);
+      const { data } = await response.json();
+      importStatus.className = 'form-status ok';
+      importStatus.textContent = t('imported', { count: data.conversations.length });
+      await refresh();
+      if (data.conversations.length) shell.navigate(`#/c/${data.conversations[0]}`);
+    } catch (error) {
+      importStatus.className = 'form-status error';
+      const places = Object.entries(error.details || {}).slice(0, 3)
+        .map(([place, messages]) => `${place}: ${[].concat(messages).join(' ')}`);
+      importStatus.textContent = [describeError(error), ...places].join(' — ');
+    } finally {
+      importFile.value = '';
+    }
+  }
 
   search.addEventListener('input', () => {
     clearTimeout(searchTimer);

@@ -3,7 +3,8 @@
 // #/account, #/.
 import { api, currentSession, login, logout, onSessionEnded, register } from './api.js';
 import { accountView, quotaLine } from './account.js';
-import { chatView, describeError } from './chat.js';
+import { chatView } from './chat.js';
+import { describeError } from './errors.js';
 import { h, replace } from './dom.js';
 import { formatNumber, lang, setLanguage, t } from './i18n.js';
 import { listView } from './list.js';
