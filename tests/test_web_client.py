@@ -380,7 +380,10 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
         searched = requests.get(f"{base}/api/search?q=edited", headers=api.headers, timeout=10)
         if searched.status_code == 200:
             hits = page.locator(".conversation-list .hit")
-            expect(hits).to_have_count(len(searched.json()["data"]["items"]))
+            message_hits = [hit for hit in searched.json()["data"]["items"] if hit["message_id"]]
+            expect(hits).to_have_count(len(message_hits))
+            assert hits.evaluate_all("links => links.map(link => link.dataset.id)") == [
+                hit["message_id"] for hit in message_hits]
             expect(hits.first.locator("mark").first).to_have_text(re.compile("edited", re.I))
             hits.first.click()
             expect(page.locator(".messages .message.found")).to_contain_text(

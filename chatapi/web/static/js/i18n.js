@@ -40,7 +40,7 @@ const TEXTS = {
     untitled: 'New chat', role_user: 'You', role_assistant: 'Assistant',
     exportJson: 'Export JSON', exportMarkdown: 'Export Markdown', import: 'Import…',
     importHelp: 'Import conversations: a JSON export of this service, or ChatGPT\'s conversations.json',
-    importing: 'Importing…', imported: 'Imported {count} conversation(s).',
+    importing: 'Importing…', imported: 'Imported {count} conversation(s).', more: 'More',
   },
   zh: {
     appName: 'ChatAPI',
@@ -80,7 +80,7 @@ const TEXTS = {
     untitled: '新会话', role_user: '你', role_assistant: '助手',
     exportJson: '导出 JSON', exportMarkdown: '导出 Markdown', import: '导入…',
     importHelp: '导入会话：本服务导出的 JSON，或 ChatGPT 的 conversations.json',
-    importing: '正在导入…', imported: '已导入 {count} 个会话。',
+    importing: '正在导入…', imported: '已导入 {count} 个会话。', more: '更多',
   },
 };
 

@@ -92,26 +92,49 @@ export function listView(container, shell) {
     h('span', { class: 'conversation-title' }, hit.conversation_title), snippet);
   }
 
+  // Message hits of GET /api/search (title hits are the Conversations section's already), a
+  // page at a time: `next` is the cursor of the following page.
+  function searchHits(query, before) {
+    const params = new URLSearchParams({ q: query });
+    if (before) params.set('before', before);
+    // A service without message search still filters titles.
+    return api.get(`/api/search?${params}`).catch(() => null);
+  }
+
+  function hitSection(query, page, run) {
+    const section = h('div', { class: 'hits' });
+    const show = (found) => {
+      section.append(...found.items.filter((hit) => hit.message_id).map(hitLink));
+      if (found.next) {
+        const more = h('button', { type: 'button', class: 'link more', onclick: async () => {
+          more.disabled = true;
+          const next = await searchHits(query, found.next);
+          if (run !== searchRun || !next) return;
+          more.remove();
+          show(next);
+        } }, t('more'));
+        section.append(more);
+      }
+    };
+    show(page);
+    if (!section.childElementCount) section.append(h('p', { class: 'empty' }, t('noResults')));
+    return section;
+  }
+
   async function refresh() {
     const run = ++searchRun;
     const query = search.value.trim();
     const params = new URLSearchParams({ page_size: '100', archived: String(archived) });
     if (query) params.set('q', query);
     const listed = api.get(`/api/conversations/?${params}`);
-    // Message search is its own endpoint; a service without it still filters titles.
-    const found = query
-      ? api.get(`/api/search?${new URLSearchParams({ q: query })}`).catch(() => null)
-      : Promise.resolve(null);
+    const found = query ? searchHits(query) : Promise.resolve(null);
     const [conversations, hits] = await Promise.all([listed, found]);
     if (run !== searchRun) return;
     const sections = [];
     if (query) sections.push(h('h2', {}, t('conversations')));
     sections.push(conversations.items.length ? conversations.items.map(conversationLink)
       : h('p', { class: 'empty' }, query ? t('noResults') : t('noConversations')));
-    if (hits) {
-      sections.push(h('h2', {}, t('messages')), hits.items.length ? hits.items.map(hitLink)
-        : h('p', { class: 'empty' }, t('noResults')));
-    }
+    if (hits) sections.push(h('h2', {}, t('messages')), hitSection(query, hits, run));
     replace(items, sections);
   }
 
