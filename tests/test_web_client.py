@@ -298,7 +298,7 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
         settings.get_by_role("button", name="Save").click()
         expect(settings.locator(".saved")).to_have_text("Saved")
         page.get_by_role("button", name="Settings").click()
-        send(page, "No tools now [[reply:Fine.]]")
+        send(page, "No tools now: a Reference check [[reply:Fine.]]")
         wait_idle(page, expect)
         last_request = glm_simulator.requests()[-1]["body"]
         assert "No tools now" in json.dumps(last_request) and "tools" not in last_request
@@ -390,6 +390,8 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
                 re.compile("edited", re.I))
         page.locator("input.search").fill("Reference")
         expect(titles).to_have_count(1)
+        if searched.status_code == 200:
+            expect(page.locator(".conversation-list .hit")).to_have_count(1)
         page.screenshot(path=screenshots / "search.png")
         page.locator("input.search").press("Escape")
 
