@@ -209,7 +209,13 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
         page.get_by_role("button", name="Settings").click()
 
         # Chat: thinking folded, the tool call and its result, Markdown with a code block.
-        send(page, CHAT_QUESTION)
+        # Slowed down (a quarter second a chunk) to be seen as it happens: the thinking, the
+        # first round's text, then the tool's call and result while the answer still runs.
+        send(page, CHAT_QUESTION + "[[delay:250]][[chunks:8]]")
+        streaming = page.locator(".messages .live")
+        expect(streaming.locator("details.thinking .thinking-text")).to_contain_text("t0 ")
+        expect(streaming.locator(".markdown pre code")).to_have_text("print(6 * 7)\n")
+        expect(streaming.locator("details.tool .tool-status")).to_have_text("ok")
         wait_idle(page, expect)
         branch = expect_page_matches_branch(page, expect, api, conversation_id)
         answer = branch[-1]
