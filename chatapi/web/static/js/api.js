@@ -82,7 +82,7 @@ export async function authorizedFetch(path, { checksPassword = false, ...options
   const headers = { 'Accept-Language': acceptLanguage, ...options.headers };
   if (session) headers.Authorization = `Bearer ${session.access_token}`;
   const response = await fetch(path, { ...options, headers });
-  if (checksPassword && response.status === 401 && Date.now() < session.expiresAt) {
+  if (checksPassword && response.status === 401 && session && Date.now() < session.expiresAt) {
     return response;
   }
   if (response.status === 401 && session && !retried) {
