@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from chatapi.extensions import db
 from chatapi.models.message import JSONDocument
+from chatapi.models.search_index import include_in_schema_comparison
 from chatapi.models.timestamps import UTCDateTime, utcnow
 
 from .conftest import app_config
@@ -34,7 +35,8 @@ def empty_database_url(database_url, tmp_path):
 
 def schema_differences(app):
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True, "include_object": include_in_schema_comparison})
         return compare_metadata(context, db.metadata)
 
 

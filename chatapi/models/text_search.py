@@ -28,6 +28,12 @@ def register_sqlite_casefold(dbapi_connection):
         deterministic=True)
 
 
-def contains_folded(column, needle):
-    escaped = needle.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def fold(text, dialect_name):
+    """`text` folded as folded() folds a column on that database."""
+    return text.casefold() if dialect_name == "sqlite" else text.lower()
+
+
+def contains_folded(column, needle, dialect_name="sqlite"):
+    escaped = fold(needle, dialect_name).replace("\\", "\\\\").replace(
+        "%", "\\%").replace("_", "\\_")
     return folded(column).like(f"%{escaped}%", escape="\\")
