@@ -50,16 +50,19 @@ class Source:
     keys: object
     key: str
 
-    def hits_query(self, user_id):
+    def hits_query(self, user_id, owner_index=True):
+        """The caller's rows. `owner_index=False` keeps SQLite from reading them through the
+        owner's index (an expression cannot use one): the FTS5 matches lead instead."""
+        owner = Conversation.user_id if owner_index else Conversation.user_id + 0
         if self.model is Message:
             return (select(Message.created_at, Message.id, Message.conversation_id,
                            Conversation.title, Message.id, Message.role, Message.content)
                     .join(Conversation, Conversation.id == Message.conversation_id)
-                    .where(Conversation.user_id == user_id, Message.status != IN_PROGRESS))
+                    .where(owner == user_id, Message.status != IN_PROGRESS))
         return (select(Conversation.created_at, Conversation.id, Conversation.id,
                        Conversation.title, literal_column("NULL"), literal_column("NULL"),
                        Conversation.title)
-                .where(Conversation.user_id == user_id))
+                .where(owner == user_id))
 
     def newest_first(self, statement):
         return statement.order_by(self.model.created_at.desc(), self.model.id.desc())
@@ -94,17 +97,23 @@ def search(user_id, q, limit, before=None):
 
 
 def find(source, dialect, user_id, q, limit, before):
-    statement = source.hits_query(user_id).where(contains_folded(source.text, q, dialect))
+    rows = db.session.execute(query(source, dialect, user_id, q, limit, before))
+    return [Hit(*row) for row in rows]
+
+
+def query(source, dialect, user_id, q, limit, before):
+    fts = len(q) >= TRIGRAM and dialect == "sqlite" and fts_is_worth_it(source, q)
+    statement = source.hits_query(user_id, owner_index=not fts).where(
+        contains_folded(source.text, q, dialect))
     if before is not None:
         statement = statement.where(source.older_than(before))
     if len(q) < TRIGRAM:
         newest = source.newest_first(source.hits_query(user_id).with_only_columns(
             source.model.id)).limit(SHORT_QUERY_SCAN)
         statement = statement.where(source.model.id.in_(newest.scalar_subquery()))
-    elif dialect == "sqlite" and fts_is_worth_it(source, q):
+    elif fts:
         statement = statement.where(source.model.id.in_(source.fts_rows(q).scalar_subquery()))
-    rows = db.session.execute(source.newest_first(statement).limit(limit))
-    return [Hit(*row) for row in rows]
+    return source.newest_first(statement).limit(limit)
 
 
 def fts_is_worth_it(source, q):
