@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 
 import flask_migrate
-from sqlalchemy import insert, text
+from sqlalchemy import insert, text, update
 
 from chatapi import create_app
 from chatapi.extensions import db
@@ -25,6 +25,10 @@ MESSAGES = 50
 SEARCHES = 60
 TARGET_MS = 50
 BATCH = 5000
+# A streamed answer's row is rewritten about once a second (answers.CONTENT_SECONDS) with the
+# whole text so far: this many rewrites, each REWRITE_GROWTH characters longer.
+REWRITES = 100
+REWRITE_GROWTH = 100
 
 # Common Chinese characters: two-character words are drawn from pairs of them.
 HANZI = ("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也"
@@ -146,8 +150,40 @@ def weigh(database_url, log):
                             "p50": statistics.median(times),
                             "p95": times[int(0.95 * (len(times) - 1))]})
     with app.app_context():
+        upkeep = rewrites(user_id)
         db.engine.dispose()
-    return {"seeded": seeded, "queries": figures}
+    return {"seeded": seeded, "queries": figures, "upkeep": upkeep}
+
+
+def rewrites(user_id):
+    """Mean time of one rewrite of a growing answer (as a stream writes it), while it is in
+    progress (left out of the index) and, for comparison, had it been indexed at every
+    rewrite (a completed message's content rewritten the same way); and of the final write."""
+    conversation_id = db.session.scalar(text(
+        "SELECT id FROM conversations WHERE user_id = :u LIMIT 1"), {"u": user_id})
+    words = "流式回答 streaming answer 的内容，一点一点变长。"
+    body = (words * (REWRITES * REWRITE_GROWTH // len(words) + 1))
+    figures = {}
+    for label, status in (("in progress (not indexed)", "in_progress"),
+                          ("indexed at every rewrite", "completed")):
+        answer_id = f"msg_upkeep_{status}_{time.time_ns() % 10**9}"
+        db.session.execute(insert(Message).values(
+            id=answer_id, conversation_id=conversation_id, role="assistant", content="",
+            status=status, tool_calls=[], created_at=utcnow()))
+        db.session.commit()
+        began = time.perf_counter()
+        for n in range(1, REWRITES + 1):
+            db.session.execute(update(Message).where(Message.id == answer_id)
+                               .values(content=body[:n * REWRITE_GROWTH]))
+            db.session.commit()
+        figures[label] = (time.perf_counter() - began) / REWRITES
+        if status == "in_progress":
+            began = time.perf_counter()
+            db.session.execute(update(Message).where(Message.id == answer_id)
+                               .values(status="completed"))
+            db.session.commit()
+            figures["the end (indexed once)"] = time.perf_counter() - began
+    return figures
 
 
 def ms(seconds):
@@ -160,6 +196,10 @@ def rows(results):
             for f in results["queries"]]
 
 
+def upkeep_rows(results):
+    return [(name, ms(seconds)) for name, seconds in results["upkeep"].items()]
+
+
 def table(results):
     seeded = results["seeded"]
     return "\n".join(
@@ -167,7 +207,10 @@ def table(results):
          f"written in {seeded['seconds']:.0f} s",
          f"  {'query':<60} {'found':>5} {'p50':>9} {'p95':>9}  target"]
         + [f"  {name:<60} {found:>5} {p50:>9} {p95:>9}  {target}"
-           for name, found, p50, p95, target in rows(results)])
+           for name, found, p50, p95, target in rows(results)]
+        + [f"Streamed answer's row, {REWRITES} rewrites growing to "
+           f"{REWRITES * REWRITE_GROWTH:,} characters (mean per rewrite; the end once):"]
+        + [f"  {name:<60} {value:>9}" for name, value in upkeep_rows(results)])
 
 
 def markdown(results, meta):
@@ -183,4 +226,10 @@ def markdown(results, meta):
         "snippets; no HTTP).", "",
         "| query | found | p50 | p95 | target |", "|---|---|---|---|---|",
         *(f"| {name} | {found} | {p50} | {p95} | {target} |"
-          for name, found, p50, p95, target in rows(results))])
+          for name, found, p50, p95, target in rows(results)), "",
+        f"A streamed answer's row is rewritten about once a second with its whole text: "
+        f"{REWRITES} rewrites growing by {REWRITE_GROWTH} characters to "
+        f"{REWRITES * REWRITE_GROWTH:,}, mean time of one (update and commit), and of the "
+        "final write that ends it:", "",
+        "| the row | time |", "|---|---|",
+        *(f"| {name} | {value} |" for name, value in upkeep_rows(results))])

@@ -97,7 +97,11 @@ def test_a_title_match_is_an_item_without_message(client, auth_headers, user, ot
         "created_at": data["items"][0]["created_at"]}]
 
 
-@pytest.mark.parametrize("q,matching", [("100%", "rate 100% done"), ("a_b", "name a_b here")])
+@pytest.mark.parametrize("q,matching", [
+    ("100%", "rate 100% done"), ("a_b", "name a_b here"),
+    ('said "yes" AND', 'he said "yes" AND left'),
+    ("C:\\temp*", "path C:\\temp* here"), ("NEAR(a b)", "call NEAR(a b) now"),
+])
 def test_like_wildcards_in_q_match_only_themselves(client, auth_headers, user, q, matching):
     conversation = add_conversation(user)
     wanted = add_message(conversation, matching)
