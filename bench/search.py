@@ -44,14 +44,14 @@ ENGLISH = ("the be to of and a in that have it for not on with as you do at this
            "network memory request response token stream search trigram postgres sqlite gunicorn "
            "flask schema migration cursor snippet kernel socket buffer compiler library").split()
 QUERIES = [
-    ("ASCII word, common", "python"),
-    ("ASCII word, rare", "trigram"),
+    ("ASCII word, common (~6% of messages)", "python"),
+    ("ASCII word, rare (~0.2% of messages)", "kubernetes"),
     ("Chinese, 2 characters (the newest 5,000 scanned)", "数据"),
     ("Chinese, 4 characters", "机器学习"),
     ("no match", "不存在的词组xyz"),
 ]
 # Planted where the queries above must find something beyond chance.
-PLANTED = ["机器学习", "数据", "python", "trigram"]
+PLANTED = ["机器学习", "数据", "python"]
 
 
 def zipf_choice(rng, words, exponent=1.1):
@@ -68,6 +68,8 @@ def message_text(rng, zh_words, en_words, tokens):
             parts.append(" " + " ".join(en_words(rng.randint(3, 8))) + rng.choice(".,!?") + " ")
     if rng.random() < 0.05:
         parts.insert(rng.randrange(len(parts) + 1), rng.choice(PLANTED))
+    if rng.random() < 0.002:
+        parts.insert(rng.randrange(len(parts) + 1), " kubernetes ")
     return "".join(parts).strip()
 
 

@@ -1,5 +1,5 @@
 """Search the caller's messages and conversation titles for a text: case-insensitive
-substring, any script, newest first, a page at a time (docs/API.md §3.1).
+substring, any script, newest first, a page at a time (docs/API.md §3, "Search").
 
 A query of three characters or more is served by the substring indexes (search_index). A
 shorter one cannot be (a trigram index knows nothing of one or two characters): it looks
@@ -8,7 +8,8 @@ through the caller's newest SHORT_QUERY_SCAN messages and conversations only.
 On SQLite, the FTS5 index holds every user's text and has no statistics a planner could
 weigh: for a text in many rows, reading its matches would cost more than reading the caller's
 own rows. The service counts the matches up to FTS_MATCHES_WORTH_IT first and, past that,
-reads the caller's rows instead (all of them; the answer is the same either way)."""
+reads the caller's rows instead (all of them: the answer is the same either way, the cost
+that of the caller's own rows)."""
 import html
 import re
 from dataclasses import dataclass
