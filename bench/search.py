@@ -44,8 +44,8 @@ ENGLISH = ("the be to of and a in that have it for not on with as you do at this
            "network memory request response token stream search trigram postgres sqlite gunicorn "
            "flask schema migration cursor snippet kernel socket buffer compiler library").split()
 QUERIES = [
-    ("ASCII word, common (~6% of messages)", "python"),
-    ("ASCII word, rare (~0.2% of messages)", "kubernetes"),
+    ("ASCII word, common", "python"),
+    ("ASCII word, rare", "kubernetes"),
     ("Chinese, 2 characters (the newest 5,000 scanned)", "数据"),
     ("Chinese, 4 characters", "机器学习"),
     ("no match", "不存在的词组xyz"),
@@ -148,7 +148,10 @@ def weigh(database_url, log):
                     times.append(elapsed)
                 found = len(page["items"])
             times.sort()
-            figures.append({"label": label, "q": q, "found": found,
+            share = db.session.scalar(text(
+                "SELECT avg(CASE WHEN lower(content) LIKE :p THEN 1.0 ELSE 0 END) "
+                "FROM messages"), {"p": f"%{q.lower()}%"})
+            figures.append({"label": label, "q": q, "found": found, "share": float(share),
                             "p50": statistics.median(times),
                             "p95": times[int(0.95 * (len(times) - 1))]})
     with app.app_context():
@@ -193,7 +196,8 @@ def ms(seconds):
 
 
 def rows(results):
-    return [(f"{f['label']} «{f['q']}»", str(f["found"]), ms(f["p50"]), ms(f["p95"]),
+    return [(f"{f['label']} «{f['q']}», in {f['share']:.1%} of all messages", str(f["found"]),
+             ms(f["p50"]), ms(f["p95"]),
              f"≤ {TARGET_MS} ms" + ("" if f["p95"] * 1000 <= TARGET_MS else " ✗"))
             for f in results["queries"]]
 
@@ -207,12 +211,12 @@ def table(results):
     return "\n".join(
         [f"Search: {seeded['messages']:,} messages ({seeded['characters']:,} characters), "
          f"written in {seeded['seconds']:.0f} s",
-         f"  {'query':<60} {'found':>5} {'p50':>9} {'p95':>9}  target"]
-        + [f"  {name:<60} {found:>5} {p50:>9} {p95:>9}  {target}"
+         f"  {'query':<80} {'found':>5} {'p50':>9} {'p95':>9}  target"]
+        + [f"  {name:<80} {found:>5} {p50:>9} {p95:>9}  {target}"
            for name, found, p50, p95, target in rows(results)]
         + [f"Streamed answer's row, {REWRITES} rewrites growing to "
            f"{REWRITES * REWRITE_GROWTH:,} characters (mean per rewrite; the end once):"]
-        + [f"  {name:<60} {value:>9}" for name, value in upkeep_rows(results)])
+        + [f"  {name:<80} {value:>9}" for name, value in upkeep_rows(results)])
 
 
 def markdown(results, meta):
