@@ -4,6 +4,8 @@ snippets HTML-escaped with the match marked; the indexes kept in step by the dat
 insert, edit and delete (SQLite's triggers, PostgreSQL's indexes), an answer indexed once it
 ends."""
 import base64
+import sys
+import unicodedata
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from sqlalchemy import func, insert, select, text, update
 
 from chatapi.extensions import db
 from chatapi.models import Conversation, Message
+from chatapi.models.text_search import CASELESS_CATEGORIES, caseless
 from chatapi.models.timestamps import utcnow
 from chatapi.services import search as search_service
 
@@ -271,3 +274,12 @@ def test_another_users_cursor_reveals_nothing(client, auth_headers, other_header
     cursor = found(client, auth_headers, "paged secret", limit=1)["next"]
     theirs = found(client, other_headers, "paged secret", before=cursor)
     assert theirs == {"items": [], "next": None}
+
+
+def test_no_character_casefolds_into_a_caseless_one():
+    """Why a caseless text may be looked for in the unfolded text (text_search.caseless)."""
+    produced = {folded for code in range(sys.maxunicode + 1)
+                for folded in chr(code).casefold() if folded != chr(code)}
+    assert not [hex(ord(c)) for c in produced
+                if unicodedata.category(c) in CASELESS_CATEGORIES]
+    assert caseless("机器学习，日本語のテキスト 2026") and not caseless("中文 AND")
