@@ -505,7 +505,9 @@ def test_a_scripted_session_in_chromium(served, glm_simulator, runner, screensho
 
 @pytest.fixture
 def served_without_key(app, database_url, tmp_path):
-    env = gunicorn_env(database_url, MESSAGE_RATE_LIMIT="1 per hour")
+    # The limit counted in the worker's memory, not Redis: gunicorn's key prefix is the same in
+    # every run, and a user id of an earlier run's database could have spent the hour's one.
+    env = gunicorn_env(database_url, MESSAGE_RATE_LIMIT="1 per hour", REDIS_URL=None)
     with gunicorn(env, workers=1, log_path=tmp_path / "gunicorn.log") as base:
         yield base
 
