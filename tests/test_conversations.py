@@ -228,6 +228,7 @@ def test_q_filters_titles_case_insensitively_in_any_script(client, auth_headers,
     create(title="Москва")
     create(title="100% done_ok")
     create(title="1000 doneXok")
+    create(title="京都旅行の計画")
 
     def titles(q):
         data = client.get(URL, query_string={"q": q}, headers=auth_headers).json["data"]
@@ -238,6 +239,9 @@ def test_q_filters_titles_case_insensitively_in_any_script(client, auth_headers,
     assert titles("ÜBER") == ["Ärger über Straßen"]
     assert titles("москва") == ["Москва"]
     assert titles("0% d") == ["100% done_ok"]
+    # Text with no case (digits, CJK): found as it is, on either database.
+    assert titles("100") == ["100% done_ok", "1000 doneXok"]
+    assert titles("京都") == ["京都旅行の計画"]
     assert titles("done_") == ["100% done_ok"]
     assert titles("nothing") == []
 
