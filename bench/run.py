@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import imports, jobs, profiling, quota, report, seed, transports, trees
+from . import imports, jobs, profiling, quota, report, search, seed, transports, trees
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -257,6 +257,11 @@ async def weigh_import(plan, simulator, database_url, workdir, started, log):
     return figures, [] if figures["status"] == 201 else [f"import answered {figures['status']}"]
 
 
+async def weigh_search(plan, simulator, database_url, workdir, started, log):
+    """One user's searches among 200,000 messages, in this process."""
+    return search.weigh(database_url, log), []
+
+
 async def main_async(args):
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
@@ -273,7 +278,7 @@ async def main_async(args):
         started.append(process)
         run = (weigh_transports if args.transports else weigh_jobs if args.jobs else
                weigh_quota if args.quota else weigh_import if args.imports else
-               bench_everything)
+               weigh_search if args.search else bench_everything)
         results, errors = await run(plan, (process.pid, simulator_port), database_url,
                                     workdir, started, log)
         failed = bool(errors)
@@ -291,6 +296,11 @@ async def main_async(args):
         if output:
             report.write_section(Path(output), f"Import, {meta['database']}",
                                  imports.markdown(results, meta))
+    elif args.search:
+        print(search.table(results))
+        if output:
+            report.write_section(Path(output), f"Search, {meta['database']}",
+                                 search.markdown(results, meta))
     elif args.quota:
         print(quota.table(results))
         if output:
@@ -330,6 +340,8 @@ def main(argv=None):
                         help="the quota check's CPU beside a whole send's")
     parser.add_argument("--import", dest="imports", action="store_true",
                         help="a 30 MB ChatGPT export imported while /api/health is asked")
+    parser.add_argument("--search", action="store_true",
+                        help="one user's searches among 200,000 messages of 200 users")
     parser.add_argument("--output", help="write the results as Markdown here")
     args = parser.parse_args(argv)
     raise_open_files_limit()

@@ -3,6 +3,7 @@ from logging.config import fileConfig
 
 from flask import current_app
 
+from chatapi.models.search_index import include_in_schema_comparison
 from chatapi.models.timestamps import UTCDateTime
 
 from alembic import context
@@ -92,6 +93,8 @@ def run_migrations_online():
 
     conf_args = current_app.extensions['migrate'].configure_args
     conf_args.setdefault("render_item", render_item)
+    # The search indexes are the migrations' alone (models cannot declare them).
+    conf_args.setdefault("include_object", include_in_schema_comparison)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from chatapi.extensions import db
 from chatapi.models.message import JSONDocument
+from chatapi.models.search_index import include_in_schema_comparison
 from chatapi.models.timestamps import UTCDateTime, utcnow
 
 from .conftest import app_config
@@ -34,7 +35,8 @@ def empty_database_url(database_url, tmp_path):
 
 def schema_differences(app):
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True, "include_object": include_in_schema_comparison})
         return compare_metadata(context, db.metadata)
 
 
@@ -195,3 +197,53 @@ def test_0005_makes_each_conversation_one_branch_in_created_at_then_id_order(
         assert "current_message_id" not in {column["name"] for column in
                                             inspector.get_columns("conversations")}
         db.engine.dispose()
+
+
+def test_0010_indexes_the_stored_messages_and_titles_and_downgrades_cleanly(empty_database_url):
+    """From 0009 with a conversation, a finished message and an answer still in progress: after
+    0010 search finds the first and the title, not the answer until it ends (the triggers, on
+    SQLite, or the index's condition, on PostgreSQL); the downgrade leaves no search object."""
+    from chatapi import create_app
+    from chatapi.services import search
+    app = create_app(app_config(empty_database_url))
+    run_flask_db(app, "upgrade", "0009")
+    with app.app_context(), db.engine.begin() as connection:
+        eve = add_user(connection, "eve", token_key="k")
+        connection.execute(text(
+            "INSERT INTO conversations (id, user_id, title, model, temperature, max_tokens, "
+            "thinking_enabled, message_count, created_at, updated_at) VALUES "
+            "('conv_1', :user, '旧的标题 Old Title', 'glm-4.6', 1.0, 100, false, 2, :now, :now)"),
+            {"user": eve, "now": utcnow()})
+        connection.execute(insert_messages(), [
+            {"id": "msg_1", "content": "已经存在的消息 Existing", "status": "completed"},
+            {"id": "msg_2", "content": "正在写的回答 Existing", "status": "in_progress"}])
+
+    run_flask_db(app, "upgrade")
+    with app.app_context():
+        def found(q):
+            return [(item["message_id"], item["conversation_id"])
+                    for item in search.search(eve, q, 20)["items"]]
+        assert found("EXISTING") == [("msg_1", "conv_1")]
+        assert found("标题 old") == [(None, "conv_1")]
+        db.session.execute(text("UPDATE messages SET status = 'completed' WHERE id = 'msg_2'"))
+        db.session.commit()
+        assert sorted(found("existing")) == [("msg_1", "conv_1"), ("msg_2", "conv_1")]
+        db.session.remove()
+        db.engine.dispose()
+
+    run_flask_db(app, "downgrade", "0009")
+    with app.app_context():
+        inspector = inspect(db.engine)
+        assert not [name for name in inspector.get_table_names() if "search" in name]
+        assert not [index["name"] for table in ("messages", "conversations")
+                    for index in inspector.get_indexes(table) if "trgm" in index["name"]]
+        db.engine.dispose()
+    run_flask_db(app, "upgrade")
+
+
+def insert_messages():
+    return sa.insert(sa.table(
+        "messages", *(sa.column(name) for name in ("id", "content", "status")),
+        sa.column("conversation_id"), sa.column("role"), sa.column("tool_calls", JSONDocument),
+        sa.column("created_at", UTCDateTime()))).values(
+        conversation_id="conv_1", role="user", tool_calls=[], created_at=utcnow())

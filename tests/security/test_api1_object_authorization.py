@@ -130,6 +130,17 @@ def test_another_users_list_never_shows_the_first_users_conversations(
         exchange.conversation["id"]]
 
 
+@pytest.mark.parametrize("q", ["alice", "ALICE", "hello", "al", "notes"])
+def test_another_users_search_never_finds_the_first_users_messages_or_titles(
+        chat_client, exchange, other_headers, auth_headers, q):
+    theirs = chat_client.get(f"/api/search?q={q}", headers=other_headers)
+    assert theirs.status_code == 200
+    assert theirs.get_json()["data"] == {"items": [], "next": None}
+    mine = chat_client.get(f"/api/search?q={q}", headers=auth_headers)
+    assert {item["conversation_id"] for item in mine.get_json()["data"]["items"]} == {
+        exchange.conversation["id"]}
+
+
 def test_object_ids_are_long_random_tokens_not_counters(exchange):
     token = r"[A-Za-z0-9_-]{16,}"
     assert re.fullmatch("conv_" + token, exchange.conversation["id"])

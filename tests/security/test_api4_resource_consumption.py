@@ -152,10 +152,21 @@ def test_message_list_limit_over_1000_or_under_1_is_422(client, auth_headers, co
     assert "limit" in assert_error(response, 422, "validation_error")["error"]["details"]
 
 
+@pytest.mark.parametrize("query,field", [
+    ("q=" + "x" * 201, "q"), ("q=", "q"), ("limit=51&q=abc", "limit"), ("limit=0&q=abc", "limit"),
+    ("limit=abc&q=abc", "limit"), ("q=abc&before=not-a-cursor", "before"),
+])
+def test_search_bounds_are_422(client, auth_headers, query, field):
+    response = client.get(f"/api/search?{query}", headers=auth_headers)
+    assert field in assert_error(response, 422, "validation_error")["error"]["details"]
+
+
 def test_the_largest_pages_are_served(client, auth_headers, conversation_id):
     assert client.get("/api/conversations/?page_size=100&page=1000000",
                       headers=auth_headers).status_code == 200
     assert client.get(f"/api/messages/{conversation_id}?limit=1000",
+                      headers=auth_headers).status_code == 200
+    assert client.get("/api/search?limit=50&q=" + "x" * 200,
                       headers=auth_headers).status_code == 200
 
 
