@@ -247,6 +247,11 @@ def test_a_common_word_in_many_users_rows_still_finds_only_the_callers(client, a
     {"q": "ok", "before": base64.urlsafe_b64encode(b"yesterday|msg_x").decode()},
     {"q": "ok", "before": base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|x").decode()},
     {"q": "ok", "before": base64.urlsafe_b64encode(b"2026-01-01T00:00:00|msg_abc").decode()},
+    # Valid times whose UTC is outside years 1-9999 (were a 500 when compared in the query).
+    {"q": "ok", "before": base64.urlsafe_b64encode(
+        b"0001-01-01T00:00:00+14:00|msg_abc").decode()},
+    {"q": "ok", "before": base64.urlsafe_b64encode(
+        b"9999-12-31T23:59:59-14:00|conv_abc").decode()},
 ])
 def test_bad_parameters_are_422_naming_the_field(client, auth_headers, params):
     response = client.get(URL, query_string=params, headers=auth_headers)
