@@ -47,7 +47,7 @@ def caseless(text):
                and character.casefold() == character for character in text)
 
 
-def contains_folded(column, needle, dialect_name="sqlite"):
+def contains_folded(column, needle, dialect_name):
     if dialect_name == "sqlite" and caseless(needle):
         # Chinese or Japanese, say: SQLite's own instr(), not a call into Python for each row.
         return func.instr(column, needle) > 0

@@ -35,7 +35,8 @@ def list_filters(user_id, project_id=None, q=None, archived=False):
     if project_id is not None:
         conditions.append(Conversation.project_id == project_id)
     if q:
-        conditions.append(contains_folded(Conversation.title, q))
+        conditions.append(contains_folded(Conversation.title, q,
+                                          db.session.get_bind().dialect.name))
     return conditions
 
 
