@@ -19,7 +19,8 @@ from sqlalchemy import ARRAY, String, any_, func, literal_column, or_, select
 from ..extensions import db
 from ..models import Conversation, Message
 from ..models.search_index import (IN_PROGRESS, conversation_search, conversation_search_keys,
-                                   message_search, message_search_keys, phrase)
+                                   every_trigram, message_search,
+                                   message_search_keys)
 from ..models.text_search import contains_folded, fold
 
 SHORT_QUERY_SCAN = 5000
@@ -76,7 +77,7 @@ class Source:
     def fts_rows(self, text):
         return (select(self.keys.c[self.key])
                 .join(self.fts, self.fts.c.rowid == self.keys.c.rowid)
-                .where(literal_column(self.fts.name).op("MATCH")(phrase(text))))
+                .where(literal_column(self.fts.name).op("MATCH")(every_trigram(text))))
 
 
 MESSAGES = Source(Message, Message.content, message_search, message_search_keys, "message_id")
