@@ -149,6 +149,15 @@ def test_a_long_message_gives_about_60_characters_around_the_first_match(client,
     assert item["snippet"] == "…" + "甲" * 28 + "<mark>目标词</mark>" + "乙" * 29 + "…"
 
 
+def test_the_match_is_marked_after_characters_whose_fold_is_longer(client, auth_headers, user):
+    """ß folds into ss on SQLite: the match's place in the text is found by folding prefixes
+    (a loop over every character held the worker 0.8 s a megabyte, for each hit)."""
+    conversation = add_conversation(user)
+    add_message(conversation, "ß" * 300 + "Ziel" + "x" * 300)
+    [item] = found(client, auth_headers, "ziel")["items"]
+    assert item["snippet"] == "…" + "ß" * 28 + "<mark>Ziel</mark>" + "x" * 28 + "…"
+
+
 def test_newest_first_and_pages_follow_the_cursor_without_overlap(client, auth_headers, user,
                                                                   now):
     conversation = add_conversation(user, title="pager notes")
