@@ -21,6 +21,11 @@ LARGEST_COUNT = 2**31 - 1
 # of tool calls or parts, each read, checked and stored without a pause in between. A live
 # answer makes at most TOOL_MAX_ROUNDS x TOOL_MAX_CALLS_PER_ROUND calls (50).
 MAX_ITEMS = 1000
+# The longest text of a message (its content, its thinking). A live message is at most
+# MAX_MESSAGE_CHARS (a question) or what max_tokens lets the model write; the database indexes
+# the text as it is written, in one statement (SQLite's FTS5 triggers run in the worker: one
+# message of 40 MB held it 19 s).
+MAX_TEXT_CHARS = 1_000_000
 
 
 class FileTimestamp(Timestamp):
@@ -79,8 +84,9 @@ class MessageFileSchema(BaseSchema):
     parent_id = fields.String(allow_none=True, load_default=None,
                               validate=validate.Length(1, 64))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    content = fields.String(load_default="")
-    reasoning_content = fields.String(allow_none=True, load_default=None)
+    content = fields.String(load_default="", validate=validate.Length(max=MAX_TEXT_CHARS))
+    reasoning_content = fields.String(allow_none=True, load_default=None,
+                                      validate=validate.Length(max=MAX_TEXT_CHARS))
     tool_calls = ShortList(fields.Nested(ToolCallFileSchema), load_default=list)
     status = fields.String(load_default="completed", validate=validate.OneOf(STATUSES))
     error = fields.String(allow_none=True, load_default=None)
