@@ -101,6 +101,20 @@ def nested_deeper_than(root, depth=MAX_DEPTH):
     return False
 
 
+def values_in(root, most):
+    """How many values root holds (arrays, objects and what is in them, at every level), or
+    a number past `most`: counting stops there, so a huge document costs no more than that."""
+    stack, held = [root], 1
+    while stack:
+        value = stack.pop()
+        if isinstance(value, (list, dict)):
+            held += len(value)
+            if held > most:
+                break
+            stack.extend(value.values() if isinstance(value, dict) else value)
+    return held
+
+
 def path_text(path):
     """`data.items.0`, with any lone surrogate of a key written as its escape."""
     return ".".join(str(part).encode("utf-8", "backslashreplace").decode() for part in path)

@@ -53,6 +53,8 @@ TEXTS = {
                          "Too many answers in progress; wait for one to finish"),
     "database_unavailable": ("数据库不可用", "The database is unavailable"),
     "import_too_many_messages": ("导入的文件消息过多", "Too many messages in the imported file"),
+    "import_too_many_tool_values": ("导入的文件中工具调用的数据过多",
+                                    "Too much data in the imported file's tool calls"),
     "import_invalid": ("导入的文件有误", "The imported file is not valid"),
     "quota_exceeded": ("令牌额度已用完，请等待额度重置", "Token quota used up; wait until it resets"),
     "answer_interrupted": ("回答被中断：处理它的服务进程已停止",

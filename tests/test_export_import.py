@@ -322,11 +322,13 @@ def test_over_import_max_messages_is_413_and_stores_nothing(make_app, user):
 
 
 def padded(size):
-    """Our file with one message, `size` bytes long."""
+    """Our file with one message, `size` bytes long (its text at most 1,000,000 characters,
+    the rest whitespace)."""
     document = file_with([message("m1", None, "user", "")])
     empty = len(json.dumps(document).encode())
-    document["messages"][0]["content"] = "x" * (size - empty)
+    document["messages"][0]["content"] = "x" * min(size - empty, 1_000_000)
     body = json.dumps(document).encode()
+    body += b" " * (size - len(body))
     assert len(body) == size
     return body
 

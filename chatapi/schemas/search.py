@@ -1,6 +1,6 @@
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timezone
 
 from marshmallow import ValidationError, fields, validate
 
@@ -30,10 +30,14 @@ class Cursor(fields.Field):
             text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             moment, row_id = text.split("|")
             created_at = datetime.fromisoformat(moment)
-        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+            # In UTC now, as the query compares it: a time of year 1 east of UTC (or 9999
+            # west) is in no year a datetime holds.
+            created_at = (created_at.astimezone(timezone.utc) if created_at.tzinfo
+                          else None)
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, OverflowError):
             raise ValidationError("Not a cursor this API gave.") from None
-        if created_at.tzinfo is None or not (CONVERSATION_ID.fullmatch(row_id)
-                                             or MESSAGE_ID.fullmatch(row_id)):
+        if created_at is None or not (CONVERSATION_ID.fullmatch(row_id)
+                                      or MESSAGE_ID.fullmatch(row_id)):
             raise ValidationError("Not a cursor this API gave.")
         return created_at, row_id
 

@@ -16,6 +16,16 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
 # A count of tokens, a duration: anything a database integer or a double holds sensibly.
 LARGEST_COUNT = 2**31 - 1
+# The most items a list in one message (or ChatGPT node) may hold. IMPORT_MAX_MESSAGES bounds
+# the messages, not what is inside one: a single message of a 50 MB file could hold millions
+# of tool calls or parts, each read, checked and stored without a pause in between. A live
+# answer makes at most TOOL_MAX_ROUNDS x TOOL_MAX_CALLS_PER_ROUND calls (50).
+MAX_ITEMS = 1000
+# The longest text of a message (its content, its thinking). A live message is at most
+# MAX_MESSAGE_CHARS (a question) or what max_tokens lets the model write; the database indexes
+# the text as it is written, in one statement (SQLite's FTS5 triggers run in the worker: one
+# message of 40 MB held it 19 s).
+MAX_TEXT_CHARS = 1_000_000
 
 
 class FileTimestamp(Timestamp):
@@ -33,6 +43,15 @@ class FileTimestamp(Timestamp):
         if moment is None or not EARLIEST <= moment < LATEST:
             raise ValidationError("Must be a time between 1970 and 9999.")
         return moment
+
+
+class ShortList(fields.List):
+    """A list of at most MAX_ITEMS items, refused before its items are read."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, list) and len(value) > MAX_ITEMS:
+            raise ValidationError(f"More than {MAX_ITEMS} items.")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class ExportQuerySchema(BaseSchema):
@@ -65,9 +84,10 @@ class MessageFileSchema(BaseSchema):
     parent_id = fields.String(allow_none=True, load_default=None,
                               validate=validate.Length(1, 64))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    content = fields.String(load_default="")
-    reasoning_content = fields.String(allow_none=True, load_default=None)
-    tool_calls = fields.List(fields.Nested(ToolCallFileSchema), load_default=list)
+    content = fields.String(load_default="", validate=validate.Length(max=MAX_TEXT_CHARS))
+    reasoning_content = fields.String(allow_none=True, load_default=None,
+                                      validate=validate.Length(max=MAX_TEXT_CHARS))
+    tool_calls = ShortList(fields.Nested(ToolCallFileSchema), load_default=list)
     status = fields.String(load_default="completed", validate=validate.OneOf(STATUSES))
     error = fields.String(allow_none=True, load_default=None)
     error_code = fields.String(allow_none=True, load_default=None,
@@ -144,14 +164,14 @@ class ChatGPTAuthorSchema(BaseSchema):
 
 class ChatGPTContentSchema(BaseSchema):
     content_type = fields.String(required=True)
-    parts = fields.List(fields.Raw(allow_none=True), allow_none=True, load_default=list)
+    parts = ShortList(fields.Raw(allow_none=True), allow_none=True, load_default=list)
     # code, execution_output; tether_browsing_display; reasoning_recap
     text = fields.String(allow_none=True, load_default=None)
     result = fields.String(allow_none=True, load_default=None)
     content = fields.String(allow_none=True, load_default=None)
     language = fields.String(allow_none=True, load_default=None)
     # thoughts: [{summary, content}]
-    thoughts = fields.List(fields.Dict(), allow_none=True, load_default=list)
+    thoughts = ShortList(fields.Dict(), allow_none=True, load_default=list)
     # user_editable_context: the user's custom instructions
     user_profile = fields.String(allow_none=True, load_default=None)
     user_instructions = fields.String(allow_none=True, load_default=None)
@@ -167,10 +187,11 @@ class ChatGPTMessageSchema(BaseSchema):
 
 
 class ChatGPTNodeSchema(BaseSchema):
+    """`children` is not read (each node's `parent` says the same), so not walked either."""
+
     id = fields.String(load_default=None)
     message = fields.Nested(ChatGPTMessageSchema, allow_none=True, load_default=None)
     parent = fields.String(allow_none=True, load_default=None)
-    children = fields.List(fields.String(), allow_none=True, load_default=list)
 
 
 class ChatGPTConversationSchema(BaseSchema):

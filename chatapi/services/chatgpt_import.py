@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 
 from ..models.conversation import DEFAULT_TITLE
 from ..models.timestamps import utcnow
-from ..schemas.transfer import ChatGPTConversationSchema, ChatGPTNodeSchema
+from ..schemas.transfer import MAX_TEXT_CHARS, ChatGPTConversationSchema, ChatGPTNodeSchema
 from .import_drafts import Draft, joined
 
 TOOL_FAILED = ("failed_with_in_kernel_exception", "failed", "cancelled", "timeout")
@@ -61,7 +61,14 @@ def read(item, prefix, said, problems, models, pause):
         problems.add(joined(prefix, "current_node"), said + "Names no node of mapping.")
     if problems:
         return None
-    return Tree(head, nodes, models, pause).draft()
+    draft = Tree(head, nodes, models, pause).draft()
+    for message in draft.messages:  # an answer's text is joined from many nodes
+        for name in ("content", "reasoning_content"):
+            if len(message[name] or "") > MAX_TEXT_CHARS:
+                problems.add(joined(prefix, f"mapping.{message['key']}.message.content"),
+                             said + f"The message's {name} is longer than {MAX_TEXT_CHARS} "
+                                    "characters.")
+    return draft
 
 
 def tree_problems(nodes):

@@ -22,6 +22,17 @@ MESSAGE_SCHEMA = MessageFileSchema()
 # Rows written per statement: a batch takes milliseconds, and the worker's other requests run
 # between two.
 BATCH_ROWS = 200
+# ... and at most about this many characters of text: the database indexes the text as it is
+# written (SQLite's FTS5 triggers run in this process: 200 messages of 250 kB held the worker
+# 19 s in one statement).
+BATCH_CHARS = 1_000_000
+# The most values a tool call's `arguments` or `result` may hold, and all of the file's
+# together. Each is parsed whole, then walked without a pause (a single one of millions would
+# hold the worker for many seconds), and every value costs memory and time to check and
+# store (millions in a 50 MB file: a minute and gigabytes). A tool's result is mostly text,
+# one value however long.
+MAX_TOOL_VALUES = 100_000
+MAX_FILE_TOOL_VALUES = 1_000_000
 
 
 class TooManyMessages(ApiError):
@@ -30,6 +41,30 @@ class TooManyMessages(ApiError):
     def __init__(self, limit):
         super().__init__("import_too_many_messages", details={"_schema": [
             f"More than IMPORT_MAX_MESSAGES ({limit}) messages in the file."]})
+
+
+class TooManyToolValues(ApiError):
+    status = 413
+
+    def __init__(self):
+        super().__init__("import_too_many_tool_values", details={"_schema": [
+            f"More than {MAX_FILE_TOOL_VALUES} values in the file's tool calls."]})
+
+
+class ToolValues:
+    """The values the file's tool calls hold, counted as they are read."""
+
+    def __init__(self):
+        self.left = MAX_FILE_TOOL_VALUES
+
+    def too_many(self, value):
+        """True when `value` holds more than MAX_TOOL_VALUES; TooManyToolValues when the
+        file's tool calls now hold more than MAX_FILE_TOOL_VALUES."""
+        held = strict_json.values_in(value, min(MAX_TOOL_VALUES, self.left))
+        if held > self.left:
+            raise TooManyToolValues()
+        self.left -= held
+        return held > MAX_TOOL_VALUES
 
 
 def import_file(user_id, raw, models, max_messages, pause=None):
@@ -81,6 +116,7 @@ def read(body, models, max_messages, pause):
         raise TooManyMessages(max_messages)
     problems = Problems()
     drafts = []
+    tool_values = ToolValues()
     for prefix, item in items:
         said = named(prefix, item)
         if not isinstance(item, dict):
@@ -88,7 +124,8 @@ def read(body, models, max_messages, pause):
         elif "mapping" in item:
             drafts.append(chatgpt_import.read(item, prefix, said, problems, models, pause))
         else:
-            drafts.append(read_export(item, prefix, said, problems, models, pause))
+            drafts.append(read_export(item, prefix, said, problems, models, tool_values,
+                                      pause))
     if problems:
         raise ValidationFailed("import_invalid", details=problems.details)
     return drafts
@@ -106,7 +143,7 @@ def named(prefix, item):
     return f"Conversation {prefix}" + (f" ({title!r})" if title else "") + ": "
 
 
-def read_export(item, prefix, said, problems, models, pause):
+def read_export(item, prefix, said, problems, models, tool_values, pause):
     """One conversation in our own format (ExportFileSchema)."""
     try:
         head = HEAD_SCHEMA.load(item)
@@ -137,7 +174,11 @@ def read_export(item, prefix, said, problems, models, pause):
                 else "Names no message of this file."))
         for number, call in enumerate(message["tool_calls"]):
             for name in ("arguments", "result"):
-                if strict_json.nested_deeper_than(call[name]):
+                # Counted first: the depth's walk, storing and exporting go through every value.
+                if tool_values.too_many(call[name]):
+                    problems.add(f"{path}.tool_calls.{number}.{name}", said + (
+                        f"More than {MAX_TOOL_VALUES} values."))
+                elif strict_json.nested_deeper_than(call[name]):
                     problems.add(f"{path}.tool_calls.{number}.{name}", said + (
                         f"Nested deeper than {strict_json.MAX_DEPTH} levels."))
         seen.add(key)
@@ -182,17 +223,19 @@ MESSAGE_COLUMNS = ("role", "content", "reasoning_content", "tool_calls", "status
                    "error_code", "model", "finish_reason", "usage", "created_at")
 
 
-def rows_of(user_id, draft):
+def rows_of(user_id, draft, pause):
     """The conversation's row, its messages' rows and its (id, active branch end). Each
     message gets a new id; the ids, random as ever, are handed out in the file's order, so
     messages of one time keep the file's order (the export breaks ties by id)."""
     conversation_id = new_conversation_id()
     new_ids = sorted(new_message_id() for _message in draft.messages)
     id_of = {message["key"]: new_id for message, new_id in zip(draft.messages, new_ids)}
-    messages = [{"id": id_of[message["key"]], "conversation_id": conversation_id,
-                 "parent_id": id_of.get(message["parent_key"]),
-                 **{name: without_nul(message[name]) for name in MESSAGE_COLUMNS}}
-                for message in draft.messages]
+    messages = []
+    for message in draft.messages:  # one conversation may hold all of a big file's messages
+        messages.append({"id": id_of[message["key"]], "conversation_id": conversation_id,
+                         "parent_id": id_of.get(message["parent_key"]),
+                         **{name: without_nul(message[name]) for name in MESSAGE_COLUMNS}})
+        pause()
     current = draft.current_key if draft.current_key is not None else newest_leaf(
         draft.messages)
     columns = {name: without_nul(value) for name, value in draft.fields.items()}
@@ -207,7 +250,7 @@ def rows_of(user_id, draft):
 def store(user_id, drafts, pause):
     conversations, messages, currents = [], [], []
     for draft in drafts:
-        conversation, its_messages, current = rows_of(user_id, draft)
+        conversation, its_messages, current = rows_of(user_id, draft, pause)
         conversations.append(conversation)
         messages += its_messages
         currents.append(current)
@@ -231,7 +274,19 @@ def store(user_id, drafts, pause):
 
 
 def in_batches(statement, rows, pause):
-    for start in range(0, len(rows), BATCH_ROWS):
-        # Core statements (not ORM bulk ones): executemany of plain rows.
-        db.session.connection().execute(statement, rows[start:start + BATCH_ROWS])
+    batch, size = [], 0
+    for row in rows:
+        batch.append(row)
+        size += text_size(row)
+        if len(batch) == BATCH_ROWS or size >= BATCH_CHARS:
+            # Core statements (not ORM bulk ones): executemany of plain rows.
+            db.session.connection().execute(statement, batch)
+            batch, size = [], 0
+            pause()
+    if batch:
+        db.session.connection().execute(statement, batch)
         pause()
+
+
+def text_size(row):
+    return len(row.get("content") or "") + len(row.get("reasoning_content") or "")

@@ -262,3 +262,95 @@ def test_tool_inputs_built_to_be_expensive_are_refused_quickly(client, auth_head
     response = client.post(f"/api/tools/{tool}/execute", headers=auth_headers, json=arguments)
     assert field in assert_error(response, 422, "validation_error")["error"]["details"]
     assert time.perf_counter() - started < 3
+
+
+def one_message_import(tool_calls=(), parts=None):
+    """A file of one message: ours with `tool_calls`, or ChatGPT's with `parts`."""
+    if parts is not None:
+        return {"mapping": {"a": {"id": "a", "parent": None, "message": {
+            "author": {"role": "user"}, "content": {"content_type": "text", "parts": parts}}}}}
+    return {"version": 1, "conversation": {}, "messages": [{
+        "id": "m1", "role": "assistant", "content": "x", "created_at": "2026-01-01T00:00:00Z",
+        "tool_calls": list(tool_calls)}]}
+
+
+def tool_call(arguments=None, result=None):
+    return {"id": "c", "name": "n", "arguments": {} if arguments is None else arguments,
+            "result": result, "status": "ok"}
+
+
+# IMPORT_MAX_MESSAGES bounds the messages, not what one holds: these lists and values are
+# read, checked and stored without a pause, so millions of them in one message of a 50 MB
+# file held a gevent worker for half a minute (past GUNICORN_TIMEOUT: the worker killed).
+@pytest.mark.parametrize("largest,over,field", [
+    (one_message_import([tool_call()] * 1000), one_message_import([tool_call()] * 1001),
+     "messages.0.tool_calls"),
+    (one_message_import([tool_call([0] * 99_999)]),
+     one_message_import([tool_call([0] * 100_000)]), "messages.0.tool_calls.0.arguments"),
+    (one_message_import([tool_call(result=[{}] * 99_999)]),
+     one_message_import([tool_call(result=[[{}] * 50_000] * 2)]),
+     "messages.0.tool_calls.0.result"),
+    (one_message_import(parts=["p"] * 1000), one_message_import(parts=["p"] * 1001),
+     "mapping.a.message.content.parts"),
+], ids=["tool calls", "arguments", "result", "chatgpt parts"])
+def test_an_import_of_one_message_holding_too_many_values_is_422(
+        client, auth_headers, largest, over, field):
+    before = counts()
+    response = client.post("/api/conversations/import", headers=auth_headers, json=over)
+    assert field in assert_error(response, 422, "validation_error")["error"]["details"]
+    assert counts() == before
+    response = client.post("/api/conversations/import", headers=auth_headers, json=largest)
+    assert response.status_code == 201, response.get_json()
+    assert counts()[1:] == [before[1] + 1, before[2] + 1]
+
+
+def test_an_import_whose_tool_calls_hold_too_many_values_in_all_is_413(client, auth_headers):
+    """Under the limit of each call, past the limit of the whole file (1,000,000 values)."""
+    before = counts()
+    message = one_message_import([tool_call([0] * 99_999)])["messages"][0]
+    document = {"version": 1, "conversation": {}, "messages": [
+        {**message, "id": f"m{number}"} for number in range(11)]}
+    response = client.post("/api/conversations/import", headers=auth_headers, json=document)
+    body = assert_error(response, 413, "payload_too_large")
+    assert "tool calls" in body["error"]["details"]["_schema"][0]
+    assert counts() == before
+    document["messages"] = document["messages"][:9]
+    response = client.post("/api/conversations/import", headers=auth_headers, json=document)
+    assert response.status_code == 201, response.get_json()
+
+
+def chatgpt_answer_in_nodes(*texts):
+    """A ChatGPT conversation: a question, then one answer written as a chain of nodes."""
+    mapping = {"q": {"id": "q", "parent": None, "message": {
+        "author": {"role": "user"}, "content": {"content_type": "text", "parts": ["q"]}}}}
+    parent = "q"
+    for number, text in enumerate(texts):
+        key = f"a{number}"
+        mapping[key] = {"id": key, "parent": parent, "message": {
+            "author": {"role": "assistant"}, "content": {"content_type": "text", "parts": [text]}}}
+        parent = key
+    return {"mapping": mapping}
+
+
+def ours_with_content(content):
+    document = one_message_import()
+    document["messages"][0]["content"] = content
+    return document
+
+
+# A message's text is indexed as it is written, in one statement: SQLite's FTS5 triggers
+# run in the worker (one message of 40 MB held it 19 s).
+@pytest.mark.parametrize("largest,over,field", [
+    (ours_with_content("x" * 1_000_000), ours_with_content("x" * 1_000_001),
+     "messages.0.content"),
+    (chatgpt_answer_in_nodes("x" * 1_000_000),
+     chatgpt_answer_in_nodes("x" * 600_000, "y" * 600_000), "mapping.a0.message.content"),
+], ids=["ours", "chatgpt answer of two nodes"])
+def test_an_imported_text_over_a_million_characters_is_422(client, auth_headers, largest, over,
+                                                           field):
+    before = counts()
+    response = client.post("/api/conversations/import", headers=auth_headers, json=over)
+    assert field in assert_error(response, 422, "validation_error")["error"]["details"]
+    assert counts() == before
+    response = client.post("/api/conversations/import", headers=auth_headers, json=largest)
+    assert response.status_code == 201, response.get_json()
