@@ -233,6 +233,8 @@ class Config:
             "MESSAGE_RATE_LIMIT": env_rate_limit("MESSAGE_RATE_LIMIT", "30 per minute"),
             "TOOL_RATE_LIMIT": env_rate_limit("TOOL_RATE_LIMIT", "60 per minute"),
             "MAX_CONCURRENT_ANSWERS": env_int("MAX_CONCURRENT_ANSWERS", 3),
+            "IMPORT_RATE_LIMIT": env_rate_limit("IMPORT_RATE_LIMIT", "20 per hour"),
+            "SEARCH_RATE_LIMIT": env_rate_limit("SEARCH_RATE_LIMIT", "60 per minute"),
             # Each user's tokens a day, week or month (`200000 per day`); unset or `none`: none.
             "TOKEN_QUOTA": env_str("TOKEN_QUOTA", "none"),
             "RATELIMIT_KEY_PREFIX": "chatapi",

@@ -57,6 +57,7 @@ TEXTS = {
                                     "Too much data in the imported file's tool calls"),
     "import_invalid": ("导入的文件有误", "The imported file is not valid"),
     "quota_exceeded": ("令牌额度已用完，请等待额度重置", "Token quota used up; wait until it resets"),
+    "import_busy": ("另一个导入正在进行，请稍后重试", "Another import is running; try again shortly"),
     "answer_interrupted": ("回答被中断：处理它的服务进程已停止",
                            "The answer was interrupted: the process writing it stopped"),
     "too_many_tool_calls": ("本轮工具调用次数超过上限，此调用未执行",

@@ -2,6 +2,7 @@
 downloads, the round trip through our own format, the failures of a bad file (422 naming the
 place, nothing stored) and the import's own body and message limits."""
 import io
+import threading
 import json
 from urllib.parse import unquote
 
@@ -362,3 +363,65 @@ def test_a_body_over_import_max_bytes_is_413_declared_or_chunked(make_app, user,
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "payload_too_large"
     assert stored_counts() == (before[0] + 1, before[1] + 1)
+
+
+def test_imports_past_import_rate_limit_are_429_and_store_nothing(make_app, user):
+    app = make_app(IMPORT_RATE_LIMIT="2 per hour")
+    headers = bearer(tokens.issue_tokens(user, app.config)["access_token"])
+    client = app.test_client()
+    assert [post_import(client, headers, file_with(GOOD)).status_code
+            for _ in range(2)] == [201, 201]
+    before = stored_counts()
+    refused = post_import(client, headers, file_with(GOOD))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert stored_counts() == before
+
+
+class HeldBody(io.RawIOBase):
+    """A request body that is not all there until `release` is set: its import holds its
+    worker's one import slot meanwhile."""
+
+    def __init__(self, body, reading, release):
+        self.body, self.reading, self.release = io.BytesIO(body), reading, release
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.body.tell()
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        return self.body.seek(offset, whence)
+
+    def readinto(self, buffer):
+        self.reading.set()
+        self.release.wait()
+        return self.body.readinto(buffer)
+
+
+def test_a_second_import_while_one_runs_in_the_process_is_503_import_busy(app, client,
+                                                                          auth_headers):
+    body = json.dumps(file_with(GOOD, title="held")).encode()
+    reading, release = threading.Event(), threading.Event()
+    held = {}
+    first = threading.Thread(target=lambda: held.update(response=app.test_client().post(
+        IMPORT, input_stream=HeldBody(body, reading, release), headers=auth_headers,
+        content_type="application/json", content_length=len(body))))
+    first.start()
+    try:
+        assert reading.wait(60)
+        before = stored_counts()
+        busy = post_import(client, auth_headers, file_with(GOOD, title="second"))
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
+        assert busy.get_json()["error"]["code"] == "import_busy"
+        assert stored_counts() == before
+    finally:
+        release.set()
+        first.join(60)
+    assert held["response"].status_code == 201, held["response"].get_json()
+    # The slot is free again.
+    assert post_import(client, auth_headers, file_with(GOOD, title="third")).status_code == 201

@@ -16,6 +16,9 @@ from chatapi.models import Conversation, Message
 from chatapi.models.text_search import CASELESS_CATEGORIES, caseless
 from chatapi.models.timestamps import utcnow
 from chatapi.services import search as search_service
+from chatapi.services import tokens
+
+from .conftest import bearer
 
 URL = "/api/search"
 
@@ -313,3 +316,13 @@ def test_no_character_casefolds_into_a_caseless_one():
     assert not [hex(ord(c)) for c in produced
                 if unicodedata.category(c) in CASELESS_CATEGORIES]
     assert caseless("机器学习，日本語のテキスト 2026") and not caseless("中文 AND")
+
+
+def test_searches_past_search_rate_limit_are_429(make_app, user):
+    app = make_app(SEARCH_RATE_LIMIT="2 per minute")
+    headers = bearer(tokens.issue_tokens(user, app.config)["access_token"])
+    client = app.test_client()
+    assert [client.get("/api/search", query_string={"q": "abc"}, headers=headers).status_code
+            for _ in range(2)] == [200, 200]
+    refused = client.get("/api/search", query_string={"q": "abc"}, headers=headers)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0

@@ -66,14 +66,19 @@ def dumped(file):
 
 @blp.route("/import", methods=["POST"])
 @login_required
-@blp.errors(400, 413, 422)
+@blp.errors(400, 413, 422, 429)
 @blp.doc(requestBody=IMPORT_BODY)
 @blp.response(201, envelope(ImportedSchema))
 def import_conversations():
     """Import conversations: from an export `json`, or a ChatGPT data export"""
+    config = current_app.config
+    if config["IMPORT_RATE_LIMIT"]:
+        current_app.extensions["chatapi.rate_limiter"].take(
+            config["IMPORT_RATE_LIMIT"], "imports", current_user.id)
     pause = cooperative_json.Pauses()
-    raw = raw_body(request, current_app.config["IMPORT_MAX_BYTES"], pause)
-    ids = imports.import_file(current_user.id, raw, current_app.config["GLM_MODELS"],
-                              current_app.config["IMPORT_MAX_MESSAGES"], pause)
+    with imports.one_at_a_time():
+        raw = raw_body(request, config["IMPORT_MAX_BYTES"], pause)
+        ids = imports.import_file(current_user.id, raw, config["GLM_MODELS"],
+                                  config["IMPORT_MAX_MESSAGES"], pause)
     return {"message": say("conversations_imported", request_language()),
             "data": {"conversations": ids}}

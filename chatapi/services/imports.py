@@ -2,6 +2,9 @@
 (one, or a list of them) or a ChatGPT data export's conversations.json. The whole file is read
 and checked before anything is written; then every row goes in, in batches, in one
 transaction. Imported messages are history, not usage: no token counter moves."""
+import threading
+from contextlib import contextmanager
+
 from marshmallow import ValidationError
 from sqlalchemy import bindparam, insert, update
 
@@ -65,6 +68,31 @@ class ToolValues:
             raise TooManyToolValues()
         self.left -= held
         return held > MAX_TOOL_VALUES
+
+
+# A file is parsed whole: hundreds of megabytes for the biggest (a 31 MB export takes 440 MB).
+# One at a time in a process bounds that; another import meanwhile is told to come back.
+RUNNING = threading.BoundedSemaphore(1)
+BUSY_RETRY_SECONDS = 5
+
+
+class ImportsBusy(ApiError):
+    status = 503
+    code = "import_busy"
+
+    def __init__(self):
+        super().__init__("import_busy", headers={"Retry-After": str(BUSY_RETRY_SECONDS)})
+
+
+@contextmanager
+def one_at_a_time():
+    """While another import runs in this process: ImportsBusy (503, Retry-After)."""
+    if not RUNNING.acquire(blocking=False):
+        raise ImportsBusy()
+    try:
+        yield
+    finally:
+        RUNNING.release()
 
 
 def import_file(user_id, raw, models, max_messages, pause=None):
