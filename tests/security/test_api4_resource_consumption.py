@@ -243,7 +243,8 @@ def test_a_20_mb_page_is_cut_at_fetch_max_bytes_quickly(fetching, tool):
 def test_a_fetch_is_504_at_fetch_timeout(fetching, path):
     started = time.perf_counter()
     assert_error(fetching(path, FETCH_TIMEOUT=0.5), 504, "upstream_timeout")
-    assert time.perf_counter() - started < 2.5
+    # Bounded, not timed: wide enough for a loaded machine, far short of the hang it guards.
+    assert time.perf_counter() - started < 10
 
 
 @pytest.mark.parametrize("tool,arguments,field", [
@@ -261,7 +262,8 @@ def test_tool_inputs_built_to_be_expensive_are_refused_quickly(client, auth_head
     started = time.perf_counter()
     response = client.post(f"/api/tools/{tool}/execute", headers=auth_headers, json=arguments)
     assert field in assert_error(response, 422, "validation_error")["error"]["details"]
-    assert time.perf_counter() - started < 3
+    # Refused before the work, which would take hours: any bound a loaded machine meets.
+    assert time.perf_counter() - started < 20
 
 
 def one_message_import(tool_calls=(), parts=None):
