@@ -297,10 +297,12 @@ def test_a_body_over_1_mib_is_refused_by_nginx_with_the_envelope(through_nginx, 
 
 def test_an_import_of_2_mib_passes_nginx_while_2_mib_elsewhere_is_413(through_nginx,
                                                                       auth_headers):
+    # A message holds at most 1,000,000 characters: the rest of the 2 MiB is whitespace.
     document = {"version": 1, "conversation": {"title": "big"}, "messages": [
-        {"id": "m1", "parent_id": None, "role": "user", "content": "x" * (2 * 1024 * 1024),
+        {"id": "m1", "parent_id": None, "role": "user", "content": "x" * 1_000_000,
          "created_at": "2026-01-02T03:04:05.678Z"}]}
     body = json.dumps(document).encode()
+    body += b" " * (2 * 1024 * 1024 - len(body))
     response = requests.post(f"{through_nginx}/api/conversations/import", data=body,
                              headers={"Content-Type": "application/json", **auth_headers},
                              timeout=30)
@@ -308,7 +310,7 @@ def test_an_import_of_2_mib_passes_nginx_while_2_mib_elsewhere_is_413(through_ng
     [conversation_id] = response.json()["data"]["conversations"]
     exported = requests.get(f"{through_nginx}/api/conversations/{conversation_id}/export",
                             headers=auth_headers, timeout=30)
-    assert exported.json()["messages"][0]["content"] == "x" * (2 * 1024 * 1024)
+    assert exported.json()["messages"][0]["content"] == "x" * 1_000_000
     elsewhere = requests.post(f"{through_nginx}/api/conversations/", data=body,
                               headers={"Content-Type": "application/json", **auth_headers,
                                        **ENGLISH}, timeout=30)

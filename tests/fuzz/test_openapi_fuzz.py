@@ -119,7 +119,8 @@ def fuzzed_app(make_app, glm_simulator):
                     WEATHER_TIMEOUT=2, WEB_SEARCH_TIMEOUT=5, GLM_READ_TIMEOUT=10,
                     # Cases must reach the code behind the per-user and per-address limits
                     # (tests/security/test_api4_user_limits.py tests the limits themselves).
-                    REGISTER_LIMIT=None, MESSAGE_RATE_LIMIT=None, TOOL_RATE_LIMIT=None)
+                    REGISTER_LIMIT=None, MESSAGE_RATE_LIMIT=None, TOOL_RATE_LIMIT=None,
+                    IMPORT_RATE_LIMIT=None, SEARCH_RATE_LIMIT=None)
 
 
 class Fuzzer:
