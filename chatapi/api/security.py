@@ -2,7 +2,7 @@
 account's state and token key. Every flask-jwt-extended callback is registered here: those that
 check a token need the services, those that refuse one answer the envelope of errors.py, and
 only this layer may use both (errors.py sits below the services)."""
-from flask import current_app
+from flask import current_app, g
 from flask_jwt_extended import jwt_required
 from flask_jwt_extended.exceptions import JWTDecodeError
 from .blueprint import Blueprint
@@ -40,13 +40,24 @@ def key_for_well_formed_claims(_header, unverified_claims):
 
 
 def token_is_revoked(_header, claims):
-    return revocations().is_revoked(claims["jti"])
+    return caller(claims)[1]
 
 
 def load_active_user(_header, claims):
     """A deactivated or deleted account's tokens, and those issued before its password was
     last set, stop working on their next request."""
-    return users.get_active_user(int(claims["sub"]), claims[tokens.TOKEN_KEY_CLAIM])
+    return caller(claims)[0]
+
+
+def caller(claims):
+    """(the token's active account or None, whether the token is revoked): flask-jwt-extended
+    asks the two apart, one query answers both, once per request and token."""
+    asked = g.get("chatapi_caller")
+    if asked is None or asked[0] != claims["jti"]:
+        revoked = revocations().revoked_condition(claims["jti"])
+        asked = g.chatapi_caller = (claims["jti"], *users.token_caller(
+            int(claims["sub"]), claims[tokens.TOKEN_KEY_CLAIM], revoked))
+    return asked[1:]
 
 
 def register_jwt_callbacks(jwt):

@@ -2,6 +2,8 @@ from datetime import timezone
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
+from .dumping import compile_dumper
+
 
 def storable_text(value):
     """Text a database can hold: PostgreSQL refuses NUL in text, and a lone surrogate (valid
@@ -26,6 +28,20 @@ class BaseSchema(Schema):
     def on_bind_field(self, field_name, field_obj):
         if isinstance(field_obj, fields.String):
             field_obj.validators = [storable_text, *field_obj.validators]
+
+    def dump(self, obj, *, many=None):
+        """What marshmallow's dump gives, through a loop compiled on first use
+        (chatapi/schemas/dumping.py)."""
+        dumper = self.__dict__.get("_compiled_dump", missing_dumper)
+        if dumper is missing_dumper:
+            dumper = self._compiled_dump = compile_dumper(self)
+        if dumper is None:
+            return super().dump(obj, many=many)
+        return dumper(obj, self.many if many is None else bool(many))
+
+
+# Not compiled yet (None: compiled, and marshmallow's own dump is needed).
+missing_dumper = object()
 
 
 class StrictBoolean(fields.Boolean):
@@ -69,6 +85,9 @@ class OutputSchema(BaseSchema):
 
 class Timestamp(fields.DateTime):
     """ISO 8601 UTC with a `Z`, to the millisecond."""
+
+    # Its _serialize depends on the value alone: the compiled dump may call it directly.
+    compiled_dump = True
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
-from sqlalchemy import delete
+from sqlalchemy import delete, exists, literal
 
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -55,8 +55,9 @@ class DatabaseRevocations:
             db.session.add(RevokedToken(jti=jti, expires_at=expires_at))
         db.session.commit()
 
-    def is_revoked(self, jti):
-        return db.session.get(RevokedToken, jti) is not None
+    def revoked_condition(self, jti):
+        """Whether `jti` is revoked, as a SQL condition: asked within the account's query."""
+        return exists().where(RevokedToken.jti == jti)
 
 
 class RedisRevocations:
@@ -71,9 +72,10 @@ class RedisRevocations:
         with failing_closed():
             self.redis.set(self.prefix + jti, 1, ex=ttl)
 
-    def is_revoked(self, jti):
+    def revoked_condition(self, jti):
+        """Asked of Redis now; given to the account's query as a constant."""
         with failing_closed():
-            return bool(self.redis.exists(self.prefix + jti))
+            return literal(bool(self.redis.exists(self.prefix + jti)))
 
 
 def revocation_store(redis_client):

@@ -1,5 +1,5 @@
 """Accounts: creation, authentication, administration."""
-from sqlalchemy import or_, select
+from sqlalchemy import literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -130,14 +130,22 @@ def register(fields, client_address, limiter, limit, language):
     return create_user(**fields, language=language)
 
 
-def get_active_user(user_id, token_key):
-    """The active account a token names, or None: the token must carry the account's current
-    key (an id alone could name a later account, and the key changes with the password and
-    on deactivation)."""
-    user = db.session.get(User, user_id)
+# The account's row is joined to this one row, so that the query answers even when no
+# account has the id (the token may still be revoked: that is said first).
+ONE_ROW = select(literal(1).label("one")).subquery("one_row")
+
+
+def token_caller(user_id, token_key, revoked):
+    """(the active account a token names or None, whether the token is revoked), in one
+    query; `revoked` is the revocation store's SQL condition. The token must carry the
+    account's current key (an id alone could name a later account, and the key changes with
+    the password and on deactivation)."""
+    is_revoked, user = db.session.execute(
+        select(revoked.label("revoked"), User).select_from(ONE_ROW)
+        .outerjoin(User, User.id == user_id)).one()
     if user is None or not user.is_active or user.token_key != token_key:
-        return None
-    return user
+        user = None
+    return user, bool(is_revoked)
 
 
 def get_by_username(username):
