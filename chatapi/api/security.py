@@ -2,7 +2,7 @@
 account's state and token key. Every flask-jwt-extended callback is registered here: those that
 check a token need the services, those that refuse one answer the envelope of errors.py, and
 only this layer may use both (errors.py sits below the services)."""
-from flask import current_app, g
+from flask import current_app, request
 from flask_jwt_extended import jwt_required
 from flask_jwt_extended.exceptions import JWTDecodeError
 from .blueprint import Blueprint
@@ -11,6 +11,7 @@ from ..errors import error_response
 from ..services import tokens, users
 
 BEARER = [{"bearerAuth": []}]
+CALLER = "chatapi.caller"
 
 
 def login_required(view):
@@ -51,11 +52,12 @@ def load_active_user(_header, claims):
 
 def caller(claims):
     """(the token's active account or None, whether the token is revoked): flask-jwt-extended
-    asks the two apart, one query answers both, once per request and token."""
-    asked = g.get("chatapi_caller")
+    asks the two apart, one query answers both, once per request and token (kept with the
+    request: an app context, and its `g`, may outlive one)."""
+    asked = request.environ.get(CALLER)
     if asked is None or asked[0] != claims["jti"]:
         revoked = revocations().revoked_condition(claims["jti"])
-        asked = g.chatapi_caller = (claims["jti"], *users.token_caller(
+        asked = request.environ[CALLER] = (claims["jti"], *users.token_caller(
             int(claims["sub"]), claims[tokens.TOKEN_KEY_CLAIM], revoked))
     return asked[1:]
 
