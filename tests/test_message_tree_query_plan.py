@@ -96,17 +96,17 @@ def test_a_page_of_the_active_branch_is_one_statement_with_its_total(user, tree)
         page = messages.list_page(user_id, conversation_id, limit=100)
     # The conversation's look-up, the page with its total, the page's siblings.
     assert len(sent) == 3, sent
-    assert [message.id for message in page["items"]] == branch[-100:]
+    assert [message["id"] for message in page["items"]] == branch[-100:]
     assert page["total"] == len(branch) == 744
     assert page["has_more"] is True
     # The fork's first message is the newer version of the trunk's message at its depth.
-    assert page["items"][-5].sibling_ids[1:] == [branch[-5]]
-    assert len(page["items"][-5].sibling_ids) == 2
+    assert page["items"][-5]["sibling_ids"][1:] == [branch[-5]]
+    assert len(page["items"][-5]["sibling_ids"]) == 2
 
     with statements() as sent:
         older = messages.list_page(user_id, conversation_id, limit=100,
-                                   before=page["items"][0].id)
+                                   before=page["items"][0]["id"])
     # One more: the depth of `before`.
     assert len(sent) == 4, sent
-    assert [message.id for message in older["items"]] == branch[-200:-100]
+    assert [message["id"] for message in older["items"]] == branch[-200:-100]
     assert older["total"] == 744 and older["has_more"] is True

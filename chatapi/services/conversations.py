@@ -32,6 +32,25 @@ def get_owned(user_id, conversation_id):
     return conversation
 
 
+def owned_row(user_id, conversation_id):
+    """The conversation's (id, current_message_id) as get_owned finds it (the same 404), for a
+    reader that changes nothing and needs no object."""
+    if not ID_FORMAT.fullmatch(conversation_id):
+        raise NotFound()
+    row = db.session.execute(owned_row_query(), {"conversation_id": conversation_id,
+                                                 "user_id": user_id}).one_or_none()
+    if row is None:
+        raise NotFound()
+    return row
+
+
+@cache
+def owned_row_query():
+    return select(Conversation.id, Conversation.current_message_id).where(
+        Conversation.id == bindparam("conversation_id"),
+        Conversation.user_id == bindparam("user_id"))
+
+
 def list_filters(user_id, project_id=None, q=None, archived=False):
     conditions = [Conversation.user_id == user_id, Conversation.archived == archived]
     if project_id is not None:

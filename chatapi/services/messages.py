@@ -1,5 +1,7 @@
 """Stored messages, reached only through a conversation the caller owns."""
-from sqlalchemy import and_, func, or_, select
+from functools import cache
+
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy import update as update_rows
 
 from ..errors import NotFound, ValidationFailed
@@ -21,8 +23,8 @@ def older_than(message):
 def list_page(user_id, conversation_id, limit, before=None, leaf=None, view="branch"):
     """The newest `limit` messages of the view (older than `before` when given), oldest first.
     The view is the active branch, the branch ending at `leaf`, or (view "tree") every
-    message."""
-    conversation = conversations.get_owned(user_id, conversation_id)
+    message. Each message is a plain dict of its row: a listing changes nothing."""
+    conversation = conversations.owned_row(user_id, conversation_id)
     if view == "tree":
         page = tree_page(conversation.id, limit, before)
     else:
@@ -31,12 +33,18 @@ def list_page(user_id, conversation_id, limit, before=None, leaf=None, view="bra
         else:
             tree.message_in(conversation.id, leaf, "leaf")
         page = branch_page(conversation.id, leaf, limit, before)
-    attach_siblings(page["items"])
+    found = siblings(conversation.id, {item["parent_id"] for item in page["items"]})
+    for item in page["items"]:
+        item["sibling_ids"] = found.get(item["parent_id"], [item["id"]])
     return page
 
 
 def not_in_view():
     return ValidationFailed(details={"before": ["Not a message of this view."]})
+
+
+COLUMNS = tuple(Message.__table__.columns)
+NAMES = tuple(column.key for column in COLUMNS)
 
 
 def tree_page(conversation_id, limit, before):
@@ -47,73 +55,97 @@ def tree_page(conversation_id, limit, before):
         if anchor is None:
             raise not_in_view()
         conditions.append(older_than(anchor))
-    newest_first = db.session.scalars(
-        select(Message).where(*conditions)
+    newest_first = db.session.execute(
+        select(*COLUMNS).where(*conditions)
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)).all()
     total = db.session.scalar(select(func.count()).select_from(Message).where(in_conversation_))
-    return {"items": list(reversed(newest_first[:limit])), "total": total,
-            "has_more": len(newest_first) > limit}
+    return {"items": [row._asdict() for row in reversed(newest_first[:limit])],
+            "total": total, "has_more": len(newest_first) > limit}
 
 
 def branch_page(conversation_id, leaf, limit, before):
     """One query for the page and the view's total; the branch is in order by depth, which for
-    a single branch is the order of (created_at, id)."""
+    a single branch is the order of (created_at, id). Rows of the message table."""
     if leaf is None:
         if before is not None:
             raise not_in_view()
         return {"items": [], "total": 0, "has_more": False}
-    walk = tree.branch(conversation_id, leaf)
-    anchor_depth = None
-    if before is not None:
+    values = {"conversation_id": conversation_id, "leaf": leaf, "limit": limit + 1}
+    if before is None:
+        rows = db.session.execute(newest_of_branch(), values).all()
+    else:
+        walk = tree.branch(conversation_id, leaf)
         anchor_depth = db.session.scalar(select(walk.c.depth).where(walk.c.id == before))
         if anchor_depth is None:
             raise not_in_view()
-    rows = db.session.execute(branch_page_query(walk, limit, anchor_depth)).all()
-    newest_first = [row[0] for row in rows]
+        rows = db.session.execute(
+            branch_page_query(walk, bindparam("limit"), anchor_depth), values).all()
+    # Each row is the message's columns, then the total: zip() leaves the total out.
+    newest_first = [dict(zip(NAMES, row)) for row in rows]
     return {"items": list(reversed(newest_first[:limit])),
-            "total": rows[0][1] if rows else branch_total(walk),
+            "total": rows[0][-1] if rows else branch_total(conversation_id, leaf),
             "has_more": len(newest_first) > limit}
 
 
+@cache
+def newest_of_branch():
+    """branch_page_query for the newest page, built once (its values are bound when it runs:
+    building the recursive statement costs more CPU than running it)."""
+    walk = tree.branch(bindparam("conversation_id"), bindparam("leaf"))
+    return branch_page_query(walk, bindparam("limit"))
+
+
 def branch_page_query(walk, limit, anchor_depth=None):
-    """(message, the branch's total) for up to `limit` + 1 messages of the branch `walk`,
-    newest first, all older than the message at `anchor_depth` when given."""
+    """(the message's columns..., the branch's total) for up to `limit` messages of the branch
+    `walk`, newest first, all older than the message at `anchor_depth` when given."""
     conditions = [] if anchor_depth is None else [walk.c.depth > anchor_depth]
     # The page's ids first: only those rows are read whole, not the whole branch's.
     page = (select(walk.c.id, walk.c.depth).where(*conditions).order_by(walk.c.depth.asc())
-            .limit(limit + 1).subquery("page"))
+            .limit(limit).subquery("page"))
     total = select(func.count()).select_from(walk).scalar_subquery()
-    return (select(Message, total).join(page, page.c.id == Message.id)
+    return (select(*COLUMNS, total).join(page, page.c.id == Message.id)
             .order_by(page.c.depth.asc()))
 
 
-def branch_total(walk):
+def branch_total(conversation_id, leaf):
+    walk = tree.branch(conversation_id, leaf)
     return db.session.scalar(select(func.count()).select_from(walk))
+
+
+def siblings(conversation_id, parent_ids):
+    """{parent id: the ids of its children in this conversation, oldest first}; None stands
+    for the conversation's first messages."""
+    if not parent_ids:
+        return {}
+    rows = db.session.execute(same_parents(), {
+        "conversation_id": conversation_id, "has_roots": None in parent_ids,
+        "parents": [parent for parent in parent_ids if parent is not None]}).all()
+    found = {}
+    for row in rows:
+        found.setdefault(row.parent_id, []).append(row.id)
+    return found
+
+
+@cache
+def same_parents():
+    return (select(Message.id, Message.parent_id)
+            .where(Message.conversation_id == bindparam("conversation_id"),
+                   or_(Message.parent_id.in_(bindparam("parents", expanding=True)),
+                       and_(bindparam("has_roots"), Message.parent_id.is_(None))))
+            .order_by(*chronological()))
 
 
 def attach_siblings(page):
     """Give each message `sibling_ids`: the messages with its parent in its conversation,
-    itself included, oldest first. One query for the whole page."""
-    if not page:
-        return page
+    itself included, oldest first. One query for the messages of one conversation."""
     by_conversation = {}
     for message in page:
         by_conversation.setdefault(message.conversation_id, set()).add(message.parent_id)
-    wanted = []
-    for conversation_id, parents in by_conversation.items():
-        same_parent = [Message.parent_id.in_([p for p in parents if p is not None])]
-        if None in parents:
-            same_parent.append(Message.parent_id.is_(None))
-        wanted.append(and_(Message.conversation_id == conversation_id, or_(*same_parent)))
-    rows = db.session.execute(
-        select(Message.id, Message.conversation_id, Message.parent_id).where(or_(*wanted))
-        .order_by(*chronological())).all()
-    siblings = {}
-    for row in rows:
-        siblings.setdefault((row.conversation_id, row.parent_id), []).append(row.id)
+    found = {conversation_id: siblings(conversation_id, parents)
+             for conversation_id, parents in by_conversation.items()}
     for message in page:
-        message.sibling_ids = siblings.get((message.conversation_id, message.parent_id),
-                                           [message.id])
+        of_conversation = found[message.conversation_id]
+        message.sibling_ids = of_conversation.get(message.parent_id, [message.id])
     return page
 
 
