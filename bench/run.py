@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import imports, jobs, profiling, quota, report, search, seed, transports, trees
+from . import imports, jobs, json_cost, profiling, quota, report, search, seed, transports, trees
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -246,6 +246,16 @@ async def weigh_jobs(plan, simulator, database_url, workdir, started, log):
     return (comparison, latency, plan.fast), comparison["errors"] + latency["errors"]
 
 
+async def weigh_json(plan, simulator, database_url, workdir, started, log):
+    """The JSON endpoints' CPU per request, before issue 21 and now, by stage."""
+    env = service_env(database_url, simulator[1], workdir / "worker.prof")
+    log(f"flask db upgrade on {report.database_kind(database_url)}")
+    upgrade_database(env)
+    results = await json_cost.weigh(env, database_url, workdir, started, log,
+                                    plan.rest_seconds)
+    return results, results["errors"]
+
+
 async def weigh_quota(plan, simulator, database_url, workdir, started, log):
     """The quota check beside a whole send, in this process."""
     return quota.weigh(database_url, simulator[1], os.environ.get("REDIS_URL"), log), []
@@ -278,7 +288,7 @@ async def main_async(args):
         started.append(process)
         run = (weigh_transports if args.transports else weigh_jobs if args.jobs else
                weigh_quota if args.quota else weigh_import if args.imports else
-               weigh_search if args.search else bench_everything)
+               weigh_search if args.search else weigh_json if args.json else bench_everything)
         results, errors = await run(plan, (process.pid, simulator_port), database_url,
                                     workdir, started, log)
         failed = bool(errors)
@@ -291,7 +301,13 @@ async def main_async(args):
             shutil.rmtree(workdir, ignore_errors=True)
     meta = report.machine(database_url, mode)
     output = args.output or (None if args.quick else RESULTS)
-    if args.imports:
+    if args.json:
+        print(json_cost.markdown(results, meta))
+        print(*report.service_log_lines(errors), sep="\n")
+        if output:
+            report.write_section(Path(output), f"JSON endpoints, {meta['database']}",
+                                 json_cost.markdown(results, meta))
+    elif args.imports:
         print(imports.table(results))
         if output:
             report.write_section(Path(output), f"Import, {meta['database']}",
@@ -342,6 +358,9 @@ def main(argv=None):
                         help="a 30 MB ChatGPT export imported while /api/health is asked")
     parser.add_argument("--search", action="store_true",
                         help="one user's searches among 200,000 messages of 200 users")
+    parser.add_argument("--json", action="store_true",
+                        help="the JSON endpoints' worker CPU per request by stage, before "
+                             "issue 21 and now, and two workers beside one")
     parser.add_argument("--output", help="write the results as Markdown here")
     args = parser.parse_args(argv)
     raise_open_files_limit()

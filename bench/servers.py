@@ -56,7 +56,8 @@ def service_env(database_url, simulator_port, profile_output):
             # One upstream connection per concurrent answer: the pool must hold the 1,000.
             "GLM_MAX_CONNECTIONS": "4000",
             # The load client's users send far more than a person would.
-            "MAX_CONCURRENT_ANSWERS": "0", "MESSAGE_RATE_LIMIT": "off"}
+            "MAX_CONCURRENT_ANSWERS": "0", "MESSAGE_RATE_LIMIT": "off",
+            "SEARCH_RATE_LIMIT": "off"}
 
 
 def log_errors(log_path, top=5):
@@ -76,13 +77,13 @@ def upgrade_database(env):
                    check=True, capture_output=True, timeout=120)
 
 
-def start_service(env, log_path, timeout=30, project=PROJECT, workers=1):
+def start_service(env, log_path, timeout=30, project=PROJECT, workers=1, app="wsgi:app"):
     """gunicorn with `workers` gevent workers (of the code in `project`), configured by its
     gunicorn.conf.py through bench/gunicorn_profile.py: (master, first worker's pid, port)."""
     port = free_port()
     log = open(log_path, "w")
     master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
-                               "bench/gunicorn_profile.py", "wsgi:app"], cwd=project,
+                               "bench/gunicorn_profile.py", app], cwd=project,
                               env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)},
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()

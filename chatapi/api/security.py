@@ -56,9 +56,10 @@ def caller(claims):
     request: an app context, and its `g`, may outlive one)."""
     asked = request.environ.get(CALLER)
     if asked is None or asked[0] != claims["jti"]:
-        revoked = revocations().revoked_condition(claims["jti"])
+        store = revocations()
         asked = request.environ[CALLER] = (claims["jti"], *users.token_caller(
-            int(claims["sub"]), claims[tokens.TOKEN_KEY_CLAIM], revoked))
+            int(claims["sub"]), claims[tokens.TOKEN_KEY_CLAIM], store.revoked,
+            store.revoked_values(claims["jti"])))
     return asked[1:]
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import ExpiredSignatureError, InvalidTokenError
-from sqlalchemy import delete, exists, literal
+from sqlalchemy import Boolean, bindparam, delete, exists
 
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -55,9 +55,11 @@ class DatabaseRevocations:
             db.session.add(RevokedToken(jti=jti, expires_at=expires_at))
         db.session.commit()
 
-    def revoked_condition(self, jti):
-        """Whether `jti` is revoked, as a SQL condition: asked within the account's query."""
-        return exists().where(RevokedToken.jti == jti)
+    # Whether the token is revoked, as a SQL condition: asked within the account's query.
+    revoked = exists().where(RevokedToken.jti == bindparam("jti"))
+
+    def revoked_values(self, jti):
+        return {"jti": jti}
 
 
 class RedisRevocations:
@@ -72,10 +74,12 @@ class RedisRevocations:
         with failing_closed():
             self.redis.set(self.prefix + jti, 1, ex=ttl)
 
-    def revoked_condition(self, jti):
-        """Asked of Redis now; given to the account's query as a constant."""
+    # Asked of Redis first, then given to the account's query as a value.
+    revoked = bindparam("revoked", type_=Boolean)
+
+    def revoked_values(self, jti):
         with failing_closed():
-            return literal(bool(self.redis.exists(self.prefix + jti)))
+            return {"revoked": bool(self.redis.exists(self.prefix + jti))}
 
 
 def revocation_store(redis_client):
