@@ -30,8 +30,8 @@ from chatapi.extensions import db
 from chatapi.models import User
 from chatapi.models.user import username_key
 from chatapi.schemas.messages import MessageSchema
-from chatapi.services import (answers, chat, conversations, history, idempotency, messages,
-                              quotas, tokens, usage)
+from chatapi.services import (answers, chat, conversations, history, idempotency, quotas,
+                              tokens, tree, usage)
 
 from .servers import start_listener, stop
 
@@ -137,13 +137,14 @@ def instrument(stages, app):
     """The stages, put around the project's own functions (as a profiler would)."""
     stages.wrap(flask_jwt_extended.view_decorators, "verify_jwt_in_request", "request: auth")
     stages.wrap(conversations, "get_owned", "lookups")
+    stages.wrap(conversations, "answer_settings", "lookups")
     stages.wrap(idempotency, "first_answer", "lookups")
     stages.wrap(quotas, "check", "quota + limits")
     limiter, slots = (app.extensions["chatapi.rate_limiter"],
                       app.extensions["chatapi.answer_slots"])
     stages.wrap(limiter, "take", "quota + limits")
     stages.wrap(slots, "acquire", "quota + limits")
-    stages.wrap(messages, "branch_messages", "history: load branch")
+    stages.wrap(tree, "leaf_first", "history: load branch")
     stages.wrap(history, "build_wire_messages", "history: wire messages")
     stages.wrap(chat, "open_answer", "store question + answer")
     stages.wrap(answers.Opening, "reserve", "store question + answer")

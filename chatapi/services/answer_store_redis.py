@@ -108,6 +108,9 @@ def moment(value):
 
 
 class RedisAnswerStore:
+    # Whether another worker ended an answer is read before its end's transaction.
+    ends_only_running = False
+
     def __init__(self, client, prefix, resume_ttl):
         self.redis = client
         self.prefix = f"{prefix}:answer:"
@@ -160,10 +163,12 @@ class RedisAnswerStore:
                 self.write(answer_id, events, ended=False, client=pipe)
             pipe.execute()
 
-    def end(self, answer_id, events):
+    def end(self, answer_id, events, running_only=False):
         """An answer's last events (the last of them its end; none when its end is there
-        already), written by `commit()` after the database commit."""
+        already), written by `commit()` after the database commit. `running_only` changes
+        nothing: the caller looked before (`ends_only_running`)."""
         self.staged_writes().append((answer_id, events))
+        return True
 
     def write(self, answer_id, events, ended, client=None):
         args = ["end" if ended else "", self.resume_ttl, time.time(), answer_id, self.workers]

@@ -1,5 +1,5 @@
 """Stored messages, reached only through a conversation the caller owns."""
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy import update as update_rows
 
 from ..errors import NotFound, ValidationFailed
@@ -117,6 +117,29 @@ def attach_siblings(page):
     return page
 
 
+MESSAGES = Message.__table__
+# attach_siblings for one message, the statements built once.
+SIBLINGS = select(MESSAGES.c.id).where(
+    MESSAGES.c.conversation_id == bindparam("conversation_id"),
+    MESSAGES.c.parent_id == bindparam("parent_id")).order_by(
+    MESSAGES.c.created_at.asc(), MESSAGES.c.id.asc())
+FIRST_MESSAGES = select(MESSAGES.c.id).where(
+    MESSAGES.c.conversation_id == bindparam("conversation_id"),
+    MESSAGES.c.parent_id.is_(None)).order_by(MESSAGES.c.created_at.asc(), MESSAGES.c.id.asc())
+
+
+def attach_siblings_of(message):
+    """attach_siblings([message]) for the one message an answer's start or end shows."""
+    if message.parent_id is None:
+        statement, params = FIRST_MESSAGES, {"conversation_id": message.conversation_id}
+    else:
+        statement, params = SIBLINGS, {"conversation_id": message.conversation_id,
+                                       "parent_id": message.parent_id}
+    ids = db.session.connection().execute(statement, params).scalars()
+    message.sibling_ids = list(ids) or [message.id]
+    return message
+
+
 def get_owned(user_id, message_id):
     """Another user's message, a malformed id and a missing id are the same 404."""
     if not ID_FORMAT.fullmatch(message_id):
@@ -169,13 +192,3 @@ def delete(message):
         conversations.move_current(message.conversation_id,
                                    tree.newest_descendant(message.conversation_id, parent_id))
     db.session.commit()
-
-
-def branch_messages(conversation_id, leaf_id):
-    """The branch that ends at `leaf_id` (never a sibling branch), root first; nothing when
-    `leaf_id` is None."""
-    if leaf_id is None:
-        return []
-    walk = tree.branch(conversation_id, leaf_id)
-    return db.session.scalars(
-        select(Message).join(walk, walk.c.id == Message.id).order_by(walk.c.depth.desc())).all()
