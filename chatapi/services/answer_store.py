@@ -16,14 +16,10 @@ JOBS = AnswerJob.__table__
 INSERT_JOB = JOBS.insert()
 END_JOB = (update(JOBS).where(JOBS.c.answer_id == bindparam("job_id"))
            .values(ended_at=bindparam("ended"), last_event_id=bindparam("last")))
-END_RUNNING_JOB = END_JOB.where(JOBS.c.ended_at.is_(None))
 
 
 class DatabaseAnswerStore:
     """Every write joins the session's transaction; `commit()` is the database's."""
-
-    # end(running_only=True) tells, in the transaction, whether another worker ended it.
-    ends_only_running = True
 
     def reserve(self, answer_id, worker, language):
         """Nothing before the transaction: the job's row is stored with the answer's."""
@@ -46,21 +42,16 @@ class DatabaseAnswerStore:
             # The table's insert, not the model's: no ORM bookkeeping for each event.
             db.session.connection().execute(INSERT_EVENTS, rows)
 
-    def end(self, answer_id, events, running_only=False):
+    def end(self, answer_id, events):
         """Add an answer's last events (the last of them its end; none when its end is stored
-        already) to the transaction, and mark it ended. With `running_only`, nothing when its
-        job has ended already or has no row: False."""
+        already) to the transaction, and mark it ended."""
+        self.append({answer_id: events})
         if not events:
             db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
                                .values(ended_at=utcnow()))
-            return True
-        ended = db.session.connection().execute(
-            END_RUNNING_JOB if running_only else END_JOB,
-            {"job_id": answer_id, "ended": utcnow(), "last": events[-1][0]})
-        if running_only and ended.rowcount != 1:
-            return False
-        self.append({answer_id: events})
-        return True
+            return
+        db.session.connection().execute(END_JOB, {"job_id": answer_id, "ended": utcnow(),
+                                                  "last": events[-1][0]})
 
     def commit(self):
         db.session.commit()

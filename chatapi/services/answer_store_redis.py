@@ -108,9 +108,6 @@ def moment(value):
 
 
 class RedisAnswerStore:
-    # Whether another worker ended an answer is read before its end's transaction.
-    ends_only_running = False
-
     def __init__(self, client, prefix, resume_ttl):
         self.redis = client
         self.prefix = f"{prefix}:answer:"
@@ -163,12 +160,10 @@ class RedisAnswerStore:
                 self.write(answer_id, events, ended=False, client=pipe)
             pipe.execute()
 
-    def end(self, answer_id, events, running_only=False):
+    def end(self, answer_id, events):
         """An answer's last events (the last of them its end; none when its end is there
-        already), written by `commit()` after the database commit. `running_only` changes
-        nothing: the caller looked before (`ends_only_running`)."""
+        already), written by `commit()` after the database commit."""
         self.staged_writes().append((answer_id, events))
-        return True
 
     def write(self, answer_id, events, ended, client=None):
         args = ["end" if ended else "", self.resume_ttl, time.time(), answer_id, self.workers]

@@ -283,16 +283,13 @@ class Answers:
         job.emit(kind, data, last=True)
 
     def store_end(self, job):
-        """The answer's end, unless another worker ended it first (then its end). A store that
-        can tell within the transaction (the database's) is asked there, with no look before
-        it; the other is looked at first, outside the transaction."""
-        in_transaction = self.store.ends_only_running
+        """The answer's end, unless another worker ended it first (then its end). Its row,
+        written only while it is still `in_progress`, tells first, with no look before:
+        only when it is not does the store say whether the answer was ended elsewhere (or
+        deleted: then its end is written as it would have been)."""
         with self.write_lock:
-            ended = None if in_transaction else self.ended_elsewhere(job)
-            if ended is not None:
-                return ended
-            written = self.write_end(job, running_only=in_transaction)
-            if written is None:  # ended by another worker meanwhile, or its job's row is gone
+            written = self.write_end(job, running_only=True)
+            if written is None:
                 self.store.rollback()
                 ended = self.ended_elsewhere(job)
                 if ended is not None:
@@ -306,8 +303,10 @@ class Answers:
 
     def write_end(self, job, running_only):
         """Add the answer's end to the transaction: (its last event's kind and data, what the
-        user spent, its number); None, with `running_only`, when its job is not running."""
-        message, stored = chat.finish(job.exchange)
+        user spent, its number); None, with `running_only`, when its row is not in progress."""
+        message, stored = chat.finish(job.exchange, running_only)
+        if running_only and not stored:
+            return None
         # A stored answer's account exists (deleting it deletes its messages).
         spent = usage.record(job.exchange, account_known=stored)
         self.meter.add(job.exchange.user_id, spent)
@@ -315,8 +314,7 @@ class Answers:
         # A retry: the error its streams were sent is not the answer's end.
         pending = [event for event in job.pending() if event[1] not in ENDS]
         last = (pending[-1][0] if pending else job.written) + 1
-        if not self.store.end(job.id, pending + [(last, kind, to_json(data))], running_only):
-            return None
+        self.store.end(job.id, pending + [(last, kind, to_json(data))])
         return kind, data, spent, last
 
     def ended_elsewhere(self, job):

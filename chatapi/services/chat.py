@@ -416,16 +416,19 @@ def run_tool(registry, tool_context, call, arguments, problem, admit):
 
 ENDED = tuple(name for name in STORED_COLUMNS if name not in (
     "id", "conversation_id", "parent_id", "role", "created_at")) + ("usage",)
-# The answer's end, and its row as it is then, in one statement built once.
+# The answer's end, and its row as it is then, in one statement built once; the other only
+# while the answer is in progress (not ended by another worker meanwhile).
 STORE_END = (update(MESSAGES).where(MESSAGES.c.id == bindparam("answer_id"))
              .values(**{name: bindparam(f"new_{name}") for name in ENDED})
              .returning(*MESSAGES.c))
+STORE_RUNNING_END = STORE_END.where(MESSAGES.c.status == "in_progress")
 
 
-def finish(exchange):
+def finish(exchange, running_only=False):
     """Write the answer's end into its row; the caller commits. (The message as stored, True),
     or, when it was deleted meanwhile (its conversation perhaps), (as it would have been,
-    False)."""
+    False); with `running_only`, also False when its row is no longer `in_progress`, and
+    nothing written."""
     exchange.release_slot()
     values = {"content": without_nul("".join(exchange.text)),
               "reasoning_content": without_nul("".join(exchange.reasoning) or None),
@@ -433,11 +436,13 @@ def finish(exchange):
               "error": without_nul(exchange.error), "error_code": exchange.error_code,
               "model": exchange.model, "usage": exchange.usage,
               "finish_reason": exchange.stop_reason or exchange.finish_reason}
-    stored = db.session.connection().execute(STORE_END, {
+    stored = db.session.connection().execute(STORE_RUNNING_END if running_only else STORE_END, {
         "answer_id": exchange.assistant_message_id,
         **{f"new_{name}": value for name, value in values.items()}}).first()
     if stored is None:
-        log.info("answer %s was deleted while it was written", exchange.assistant_message_id)
+        if not running_only:
+            log.info("answer %s was deleted while it was written",
+                     exchange.assistant_message_id)
         message = Message(id=exchange.assistant_message_id, role="assistant",
                           conversation_id=exchange.conversation_id,
                           parent_id=exchange.user_message.id, created_at=exchange.started_at,
