@@ -50,4 +50,4 @@ demo: install
 	bash deploy/demo.sh
 
 bench: install
-	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(TRANSPORTS),--transports) $(if $(JOBS),--jobs) $(if $(QUOTA),--quota) $(if $(IMPORT),--import) $(if $(SEARCH),--search) $(if $(JSON),--json)
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick) $(if $(TRANSPORTS),--transports) $(if $(JOBS),--jobs) $(if $(QUOTA),--quota) $(if $(LIFECYCLE),--lifecycle) $(if $(IMPORT),--import) $(if $(SEARCH),--search) $(if $(JSON),--json)

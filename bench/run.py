@@ -10,7 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import imports, jobs, json_cost, profiling, quota, report, search, seed, transports, trees
+from . import (imports, jobs, json_cost, lifecycle, profiling, quota, report, search, seed,
+               transports, trees)
 from .load import expected_text, relay_requests, service_requests, simulator_requests
 from .measure import busy_warnings, measured
 from .procstat import raise_open_files_limit
@@ -261,6 +262,11 @@ async def weigh_quota(plan, simulator, database_url, workdir, started, log):
     return quota.weigh(database_url, simulator[1], os.environ.get("REDIS_URL"), log), []
 
 
+async def weigh_lifecycle(plan, simulator, database_url, workdir, started, log):
+    """One stream's start and finish, by stage, in this process."""
+    return lifecycle.weigh(database_url, simulator[1], os.environ.get("REDIS_URL"), log), []
+
+
 async def weigh_import(plan, simulator, database_url, workdir, started, log):
     """A 30 MB ChatGPT export imported while /api/health is asked."""
     figures = imports.weigh(database_url, workdir, started, log)
@@ -287,8 +293,9 @@ async def main_async(args):
         process, simulator_port = start_listener("tests.glm_simulator")
         started.append(process)
         run = (weigh_transports if args.transports else weigh_jobs if args.jobs else
-               weigh_quota if args.quota else weigh_import if args.imports else
-               weigh_search if args.search else weigh_json if args.json else bench_everything)
+               weigh_quota if args.quota else weigh_lifecycle if args.lifecycle else
+               weigh_import if args.imports else weigh_search if args.search else
+               weigh_json if args.json else bench_everything)
         results, errors = await run(plan, (process.pid, simulator_port), database_url,
                                     workdir, started, log)
         failed = bool(errors)
@@ -323,6 +330,12 @@ async def main_async(args):
             kept_in = meta["database"] + (" + Redis" if os.environ.get("REDIS_URL") else "")
             report.write_section(Path(output), f"Quota check, {kept_in}",
                                  quota.markdown(results, meta, kept_in))
+    elif args.lifecycle:
+        kept_in = meta["database"] + (" + Redis" if os.environ.get("REDIS_URL") else "")
+        print(lifecycle.table(results, kept_in))
+        if output:
+            report.write_section(Path(output), f"Stream lifecycle, {kept_in}",
+                                 lifecycle.markdown(results, meta, kept_in))
     elif args.jobs:
         print(jobs.table(*results))
         print(*report.service_log_lines(errors), sep="\n")
@@ -354,6 +367,9 @@ def main(argv=None):
                              "latencies")
     parser.add_argument("--quota", action="store_true",
                         help="the quota check's CPU beside a whole send's")
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="one stream's start and finish: CPU, SQL statements and Redis "
+                             "round trips by stage")
     parser.add_argument("--import", dest="imports", action="store_true",
                         help="a 30 MB ChatGPT export imported while /api/health is asked")
     parser.add_argument("--search", action="store_true",

@@ -6,13 +6,14 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, insert, text, update
+from sqlalchemy import event, insert, select, text, update
 
 from chatapi.extensions import db
 from chatapi.models import Conversation, Message
 from chatapi.models.conversation import new_conversation_id
 from chatapi.models.timestamps import utcnow
 from chatapi.services import messages
+from chatapi.services import tree as tree_service
 from chatapi.services.tree import branch as branch_walk
 
 from .message_trees import branched, linear
@@ -110,3 +111,32 @@ def test_a_page_of_the_active_branch_is_one_statement_with_its_total(user, tree)
     assert len(sent) == 4, sent
     assert [message["id"] for message in older["items"]] == branch[-200:-100]
     assert older["total"] == 744 and older["has_more"] is True
+
+
+def test_a_new_answers_history_is_walked_by_index_one_step_at_a_time(tree):
+    conversation_id, branch = tree
+    plan = plan_of(tree_service.BRANCH_ROWS.params(conversation_id=conversation_id,
+                                                   leaf_id=branch[-1]))
+    print(plan)
+    if db.engine.dialect.name == "postgresql":
+        assert "Recursive Union" in plan
+        assert "Seq Scan on messages" not in plan
+        assert plan.count("Index Scan using pk_messages on messages") == 3
+    else:
+        assert "SCAN messages" not in plan
+        assert len(re.findall(r"SEARCH (messages|parent) USING INDEX "
+                              r"sqlite_autoindex_messages_1 \(id=\?\)", plan)) == 3
+
+
+def test_a_new_answers_history_is_the_branch_up_to_its_last_answer(tree):
+    conversation_id, branch = tree
+    with statements() as sent:
+        parent_id, rows = tree_service.history_to_follow(conversation_id, branch[-1])
+    assert len(sent) == 1, sent
+    stored = {message.id: message for message in db.session.scalars(
+        select(Message).where(Message.id.in_(branch)))}
+    last = max(position for position, message_id in enumerate(branch)
+               if stored[message_id].role == "assistant"
+               and stored[message_id].status != "in_progress")
+    assert parent_id == branch[last]
+    assert [row.id for row in rows] == branch[:last + 1]

@@ -7,8 +7,8 @@ from ..language import request_language
 from ..schemas.envelope import envelope
 from ..errors import ValidationFailed, error_with_code
 from ..schemas.messages import (ExchangeSchema, FollowQuerySchema, IdempotencyHeaderSchema,
-                                MessageListQuerySchema, MessagePageSchema, MessageSchema,
-                                RegenerateSchema, SendMessageSchema, StoppedSchema)
+                                MessageListQuerySchema, MessagePageSchema, RegenerateSchema,
+                                SendMessageSchema, StoppedSchema)
 from ..services import chat, idempotency, messages, quotas, titles
 from ..texts import say
 from . import sse
@@ -18,6 +18,8 @@ from .tools import tool_context
 
 blp = Blueprint("messages", __name__, url_prefix="/api/messages",
                 description="Messages and answers from GLM")
+# Instances, not classes: webargs would make one for every request that starts an answer.
+SEND_BODY, KEY_HEADER = SendMessageSchema(), IdempotencyHeaderSchema()
 
 
 def exchange_setup(keyed):
@@ -79,8 +81,8 @@ def list_messages(query, conversation_id):
 @blp.route("/", methods=["POST"])
 @login_required
 @blp.errors(404, 429, 502, 504)
-@blp.arguments(SendMessageSchema)
-@blp.arguments(IdempotencyHeaderSchema, location="headers")
+@blp.arguments(SEND_BODY)
+@blp.arguments(KEY_HEADER, location="headers")
 @blp.response(201, envelope(ExchangeSchema))
 def send_message(body, headers):
     """Send a message and get the model's whole answer"""
@@ -90,8 +92,8 @@ def send_message(body, headers):
 @blp.route("/stream", methods=["POST"])
 @login_required
 @blp.errors(404, 429)
-@blp.arguments(SendMessageSchema)
-@blp.arguments(IdempotencyHeaderSchema, location="headers")
+@blp.arguments(SEND_BODY)
+@blp.arguments(KEY_HEADER, location="headers")
 @blp.doc(responses={200: sse.STREAM_RESPONSE})
 def stream_message(body, headers):
     """Send a message and stream the model's answer as Server-Sent Events"""
@@ -102,7 +104,7 @@ def stream_message(body, headers):
 @login_required
 @blp.errors(404, 429, 502, 504)
 @blp.arguments(RegenerateSchema, required=False)
-@blp.arguments(IdempotencyHeaderSchema, location="headers")
+@blp.arguments(KEY_HEADER, location="headers")
 @blp.response(201, envelope(ExchangeSchema))
 def regenerate(body, headers, message_id):
     """Answer a user message again (the id of the message or of an answer to it)"""
@@ -113,7 +115,7 @@ def regenerate(body, headers, message_id):
 @login_required
 @blp.errors(404, 429)
 @blp.arguments(RegenerateSchema, required=False)
-@blp.arguments(IdempotencyHeaderSchema, location="headers")
+@blp.arguments(KEY_HEADER, location="headers")
 @blp.doc(responses={200: sse.STREAM_RESPONSE})
 def regenerate_stream(body, headers, message_id):
     """Answer a user message again, streamed as Server-Sent Events"""
@@ -167,7 +169,7 @@ def streamed_answer(exchange, first):
 
 def start_answer(exchange):
     job = answers().start(exchange, exchange_runner(exchange), {
-        "user_message": MessageSchema().dump(exchange.user_message),
+        "user_message": answers().dump(exchange.user_message),
         "assistant_message_id": exchange.assistant_message_id})
     if exchange.automatic_title is not None and current_app.config["AUTO_TITLE"]:
         titles.start(current_app._get_current_object(), exchange,

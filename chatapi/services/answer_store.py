@@ -3,7 +3,7 @@
 alive, and requests to stop it. The writer batches its events (services/answers.py)."""
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from ..extensions import db
 from ..models import AnswerEvent, AnswerJob
@@ -11,6 +11,11 @@ from ..models.timestamps import utcnow
 from .answer_store_redis import RedisAnswerStore
 
 EVENTS = AnswerEvent.__table__
+INSERT_EVENTS = EVENTS.insert()
+JOBS = AnswerJob.__table__
+INSERT_JOB = JOBS.insert()
+END_JOB = (update(JOBS).where(JOBS.c.answer_id == bindparam("job_id"))
+           .values(ended_at=bindparam("ended"), last_event_id=bindparam("last")))
 
 
 class DatabaseAnswerStore:
@@ -24,8 +29,9 @@ class DatabaseAnswerStore:
 
     def open(self, answer_id, worker, language):
         """The job's row, added to the transaction that stores the answer's row."""
-        db.session.add(AnswerJob(answer_id=answer_id, worker=worker, language=language,
-                                 heartbeat_at=utcnow(), stop_requested=False, last_event_id=0))
+        db.session.connection().execute(INSERT_JOB, {
+            "answer_id": answer_id, "worker": worker, "language": language,
+            "heartbeat_at": utcnow(), "stop_requested": False, "last_event_id": 0})
 
     def append(self, batches):
         """Add the new events of running answers, {answer id: [(seq, event, data)]}, to the
@@ -34,17 +40,18 @@ class DatabaseAnswerStore:
                 for answer_id, events in batches.items() for seq, kind, data in events]
         if rows:
             # The table's insert, not the model's: no ORM bookkeeping for each event.
-            db.session.execute(EVENTS.insert(), rows)
+            db.session.connection().execute(INSERT_EVENTS, rows)
 
     def end(self, answer_id, events):
         """Add an answer's last events (the last of them its end; none when its end is stored
         already) to the transaction, and mark it ended."""
         self.append({answer_id: events})
-        values = {"ended_at": utcnow()}
-        if events:
-            values["last_event_id"] = events[-1][0]
-        db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
-                           .values(**values))
+        if not events:
+            db.session.execute(update(AnswerJob).where(AnswerJob.answer_id == answer_id)
+                               .values(ended_at=utcnow()))
+            return
+        db.session.connection().execute(END_JOB, {"job_id": answer_id, "ended": utcnow(),
+                                                  "last": events[-1][0]})
 
     def commit(self):
         db.session.commit()

@@ -283,23 +283,39 @@ class Answers:
         job.emit(kind, data, last=True)
 
     def store_end(self, job):
+        """The answer's end, unless another worker ended it first (then its end). Its row,
+        written only while it is still `in_progress`, tells first, with no look before:
+        only when it is not does the store say whether the answer was ended elsewhere (or
+        deleted: then its end is written as it would have been)."""
         with self.write_lock:
-            ended_elsewhere = self.ended_elsewhere(job)
-            if ended_elsewhere is not None:
-                return ended_elsewhere
-            message = chat.finish(job.exchange)
-            spent = usage.record(job.exchange)
-            self.meter.add(job.exchange.user_id, spent)
-            kind, data = self.last_event(self.dump(message), job.exchange.language,
-                                         job.failure)
-            # A retry: the error its streams were sent is not the answer's end.
-            pending = [event for event in job.pending() if event[1] not in ENDS]
-            last = (pending[-1][0] if pending else job.written) + 1
-            self.store.end(job.id, pending + [(last, kind, to_json(data))])
+            written = self.write_end(job, running_only=True)
+            if written is None:
+                self.store.rollback()
+                ended = self.ended_elsewhere(job)
+                if ended is not None:
+                    return ended
+                written = self.write_end(job, running_only=False)
+            kind, data, spent, last = written
             self.store.commit()
             job.written = last
         self.meter.added(job.exchange.user_id, spent)
         return kind, data
+
+    def write_end(self, job, running_only):
+        """Add the answer's end to the transaction: (its last event's kind and data, what the
+        user spent, its number); None, with `running_only`, when its row is not in progress."""
+        message, stored = chat.finish(job.exchange, running_only)
+        if running_only and not stored:
+            return None
+        # A stored answer's account exists (deleting it deletes its messages).
+        spent = usage.record(job.exchange, account_known=stored)
+        self.meter.add(job.exchange.user_id, spent)
+        kind, data = self.last_event(self.dump(message), job.exchange.language, job.failure)
+        # A retry: the error its streams were sent is not the answer's end.
+        pending = [event for event in job.pending() if event[1] not in ENDS]
+        last = (pending[-1][0] if pending else job.written) + 1
+        self.store.end(job.id, pending + [(last, kind, to_json(data))])
+        return kind, data, spent, last
 
     def ended_elsewhere(self, job):
         """The last event of an answer another worker ended meanwhile (a reaper that took this

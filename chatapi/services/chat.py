@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select, update
 
 from .. import strict_json
 from ..errors import CODE_BY_STATUS, ApiError, NotFound, RateLimited, UpstreamError
 from ..extensions import db
 from ..glm import Finish, ReasoningDelta, TextDelta, ToolCallRequest
 from ..models import Message
-from ..models.message import new_message_id
+from ..models.message import new_message_id, without_nul
 from ..models.timestamps import utcnow
 from ..texts import say
 from . import answer_slots, conversations, history, messages, quotas, titles, tree, usage
@@ -109,7 +109,7 @@ FOLLOW_BRANCH = object()
 def begin(user_id, conversation_id, content, tools_enabled, parent_id=FOLLOW_BRANCH, **setup):
     """A new user message (after `parent_id`: an assistant message, or None for a new first
     message) and its answer. `setup`: see `start`."""
-    conversation = conversations.get_owned(user_id, conversation_id)
+    conversation = conversations.answer_settings(user_id, conversation_id)
     if parent_id is not FOLLOW_BRANCH and parent_id is not None:
         tree.answer_to_follow(conversation.id, parent_id)
     return start(user_id, conversation, partial(ask_new, content, parent_id), tools_enabled,
@@ -120,7 +120,8 @@ def begin_regeneration(user_id, message_id, tools_enabled, model, **setup):
     """Another answer to a stored user message (`message_id` is it, or an answer to it),
     stored beside the earlier ones; `model` instead of the conversation's, when given."""
     named = messages.get_owned(user_id, message_id)
-    conversation = conversations.get_owned(user_id, tree.question_of(named).conversation_id)
+    conversation = conversations.answer_settings(user_id,
+                                                 tree.question_of(named).conversation_id)
     return start(user_id, conversation, partial(ask_again, named.id), tools_enabled, model,
                  **setup)
 
@@ -167,36 +168,39 @@ def start(user_id, conversation, ask, tools_enabled, model, *, config, registry,
         tools=registry.functions if tools_enabled else None,
         user_message=question, assistant_message_id=answer_id, user_id=user_id,
         language=language, slots=slots, started_at=started_at, automatic_title=automatic_title)
-    db.session.expunge(question)
+    if question in db.session:  # a stored question, asked again
+        db.session.expunge(question)
     # Release the connection before the model is asked: a stream may last minutes.
     db.session.close()
     return exchange
 
 
 # Each `ask` runs under the conversation's lock (the first statement updates its row, which
-# locks the tree) and returns the user message to answer, the branch before it (every message
-# of it, failed answers too, root first) and the automatic title it gave the conversation, if
-# any. A conversation deleted since it was looked up is not found: it has no row left to lock.
+# locks the tree) and returns the user message to answer (a new one not stored yet: it is
+# stored with its answer), the branch before it (every message of it, failed answers too,
+# root first, as tree.branch_rows gives it) and the automatic title it gave the conversation,
+# if any. A conversation deleted since it was looked up is not found: it has no row left to
+# lock.
 
 def ask_new(content, parent_id, conversation):
-    if not conversations.count_messages(conversation.id, 2):
+    found, current = conversations.count_messages_at(conversation.id, 2)
+    if not found:
         raise NotFound()
     if parent_id is FOLLOW_BRANCH:
-        parent_id = tree.last_answer(conversation.id,
-                                     conversations.current_message_id(conversation.id))
-    elif parent_id is not None:
-        # Again under the lock: it may have been deleted since.
-        tree.answer_to_follow(conversation.id, parent_id)
-    earlier = messages.branch_messages(conversation.id, parent_id)
+        parent_id, earlier = tree.history_to_follow(conversation.id, current)
+    else:
+        if parent_id is not None:
+            # Again under the lock: it may have been deleted since.
+            tree.answer_to_follow(conversation.id, parent_id)
+        earlier = tree.branch_rows(conversation.id, parent_id)
     title = None
     if not any(m.role == "user" for m in earlier):
         title = titles.automatic_title(content)
         if not conversations.retitle(conversation.id, title):
             title = None
     question = Message(id=new_message_id(), conversation_id=conversation.id, role="user",
-                       content=content, status="completed", tool_calls=[], parent_id=parent_id)
-    db.session.add(question)
-    db.session.flush()
+                       content=content, status="completed", tool_calls=[], parent_id=parent_id,
+                       created_at=utcnow())
     return question, earlier, title
 
 
@@ -210,7 +214,19 @@ def ask_again(message_id, conversation):
     if named is None:
         raise NotFound()
     question = tree.question_of(named)
-    return question, messages.branch_messages(conversation.id, question.parent_id), None
+    return question, tree.branch_rows(conversation.id, question.parent_id), None
+
+
+MESSAGES = Message.__table__
+# Every column but `usage`: Python's None would be stored as JSON's null, not as NULL.
+STORED_COLUMNS = ("id", "conversation_id", "parent_id", "role", "content", "reasoning_content",
+                  "tool_calls", "status", "error", "error_code", "model", "finish_reason",
+                  "created_at")
+INSERT_MESSAGES = MESSAGES.insert()
+
+
+def row_of(message):
+    return {name: getattr(message, name) for name in STORED_COLUMNS}
 
 
 def open_answer(conversation, ask, model, answer_id, on_open):
@@ -223,13 +239,17 @@ def open_answer(conversation, ask, model, answer_id, on_open):
     question, branch, automatic_title = ask(conversation)
     model = model or conversation.model
     started_at = max(utcnow(), question.created_at + timedelta(microseconds=1))
-    db.session.add(Message(id=answer_id, conversation_id=conversation.id, role="assistant",
-                           content="", status="in_progress", tool_calls=[], model=model,
-                           parent_id=question.id, created_at=started_at))
+    answer = Message(id=answer_id, conversation_id=conversation.id, role="assistant",
+                     content="", status="in_progress", tool_calls=[], model=model,
+                     parent_id=question.id, created_at=started_at)
+    # One statement for both rows, without the ORM's unit of work.
+    rows = [row_of(answer)]
+    if inspect(question).transient:
+        rows.insert(0, row_of(question))
+    db.session.connection().execute(INSERT_MESSAGES, rows)
     on_open(answer_id, question.id)
-    db.session.flush()
-    conversations.move_current(conversation.id, answer_id)
-    messages.attach_siblings([question])
+    conversations.move_current_to(conversation.id, answer_id)
+    messages.attach_siblings_of(question)
     db.session.commit()
     return question, branch, automatic_title, model, started_at
 
@@ -394,28 +414,39 @@ def run_tool(registry, tool_context, call, arguments, problem, admit):
     return record
 
 
-def finish(exchange):
-    """Write the answer's end into its row; the caller commits. The message as stored, or, when
-    it was deleted meanwhile (its conversation perhaps), as it would have been."""
+ENDED = tuple(name for name in STORED_COLUMNS if name not in (
+    "id", "conversation_id", "parent_id", "role", "created_at")) + ("usage",)
+# The answer's end, and its row as it is then, in one statement built once; the other only
+# while the answer is in progress (not ended by another worker meanwhile).
+STORE_END = (update(MESSAGES).where(MESSAGES.c.id == bindparam("answer_id"))
+             .values(**{name: bindparam(f"new_{name}") for name in ENDED})
+             .returning(*MESSAGES.c))
+STORE_RUNNING_END = STORE_END.where(MESSAGES.c.status == "in_progress")
+
+
+def finish(exchange, running_only=False):
+    """Write the answer's end into its row; the caller commits. (The message as stored, True),
+    or, when it was deleted meanwhile (its conversation perhaps), (as it would have been,
+    False); with `running_only`, also False when its row is no longer `in_progress`, and
+    nothing written."""
     exchange.release_slot()
-    values = {"content": "".join(exchange.text),
-              "reasoning_content": "".join(exchange.reasoning) or None,
-              "tool_calls": exchange.tool_calls, "status": exchange.status,
-              "error": exchange.error, "error_code": exchange.error_code,
+    values = {"content": without_nul("".join(exchange.text)),
+              "reasoning_content": without_nul("".join(exchange.reasoning) or None),
+              "tool_calls": without_nul(exchange.tool_calls), "status": exchange.status,
+              "error": without_nul(exchange.error), "error_code": exchange.error_code,
               "model": exchange.model, "usage": exchange.usage,
               "finish_reason": exchange.stop_reason or exchange.finish_reason}
-    message = db.session.scalar(select(Message).where(
-        Message.id == exchange.assistant_message_id))
-    if message is None:
-        log.info("answer %s was deleted while it was written", exchange.assistant_message_id)
+    stored = db.session.connection().execute(STORE_RUNNING_END if running_only else STORE_END, {
+        "answer_id": exchange.assistant_message_id,
+        **{f"new_{name}": value for name, value in values.items()}}).first()
+    if stored is None:
+        if not running_only:
+            log.info("answer %s was deleted while it was written",
+                     exchange.assistant_message_id)
         message = Message(id=exchange.assistant_message_id, role="assistant",
                           conversation_id=exchange.conversation_id,
                           parent_id=exchange.user_message.id, created_at=exchange.started_at,
                           **values)
         message.sibling_ids = [message.id]
-        return message
-    for name, value in values.items():
-        setattr(message, name, value)
-    db.session.flush()
-    messages.attach_siblings([message])
-    return message
+        return message, False
+    return messages.attach_siblings_of(Message(**stored._mapping)), True

@@ -37,18 +37,36 @@ def owned_row(user_id, conversation_id):
     reader that changes nothing and needs no object."""
     if not ID_FORMAT.fullmatch(conversation_id):
         raise NotFound()
-    row = db.session.execute(owned_row_query(), {"conversation_id": conversation_id,
-                                                 "user_id": user_id}).one_or_none()
+    row = db.session.execute(OWNED_ROW, {"conversation_id": conversation_id,
+                                         "user_id": user_id}).one_or_none()
     if row is None:
         raise NotFound()
     return row
 
 
-@cache
-def owned_row_query():
-    return select(Conversation.id, Conversation.current_message_id).where(
-        Conversation.id == bindparam("conversation_id"),
-        Conversation.user_id == bindparam("user_id"))
+OWNED_ROW = select(Conversation.id, Conversation.current_message_id).where(
+    Conversation.id == bindparam("conversation_id"), Conversation.user_id == bindparam("user_id"))
+
+
+CONVERSATIONS = Conversation.__table__
+# What an answer needs of its conversation: built once, read without the ORM's bookkeeping.
+ANSWER_SETTINGS = select(
+    CONVERSATIONS.c.id, CONVERSATIONS.c.model, CONVERSATIONS.c.system_prompt,
+    CONVERSATIONS.c.temperature, CONVERSATIONS.c.max_tokens, CONVERSATIONS.c.thinking_enabled,
+).where(CONVERSATIONS.c.id == bindparam("conversation_id"),
+        CONVERSATIONS.c.user_id == bindparam("user_id"))
+
+
+def answer_settings(user_id, conversation_id):
+    """get_owned's look-up (the same 404s) of what an answer reads of its conversation: id,
+    model, system_prompt, temperature, max_tokens, thinking_enabled."""
+    if not ID_FORMAT.fullmatch(conversation_id):
+        raise NotFound()
+    settings = db.session.connection().execute(
+        ANSWER_SETTINGS, {"conversation_id": conversation_id, "user_id": user_id}).first()
+    if settings is None:
+        raise NotFound()
+    return settings
 
 
 def list_filters(user_id, project_id=None, q=None, archived=False):
@@ -152,6 +170,23 @@ def count_messages(conversation_id, change, **also):
     return result.rowcount == 1
 
 
+COUNTED = CONVERSATIONS.c.message_count + bindparam("change")
+COUNT_AND_READ_CURRENT = (
+    update_rows(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("conversation_id"))
+    .values(message_count=case((COUNTED < 0, 0), else_=COUNTED),
+            updated_at=bindparam("now", type_=CONVERSATIONS.c.updated_at.type))
+    .returning(CONVERSATIONS.c.current_message_id))
+
+
+def count_messages_at(conversation_id, change):
+    """count_messages, which also reads the end of the active branch as it is under the lock
+    it takes, in the same statement: (False, None) when the conversation is gone, else (True,
+    the end)."""
+    row = db.session.connection().execute(COUNT_AND_READ_CURRENT, {
+        "conversation_id": conversation_id, "change": change, "now": utcnow()}).first()
+    return (False, None) if row is None else (True, row.current_message_id)
+
+
 def retitle(conversation_id, title):
     """Set the title in the database itself while it is still the default and the user has
     not chosen it (the loaded object may be stale: a rename may have come since); True when
@@ -190,6 +225,18 @@ def move_current(conversation_id, new_id, *conditions):
         update_rows(Conversation).where(Conversation.id == conversation_id, *conditions)
         .values(current_message_id=new_id, updated_at=Conversation.updated_at)
         .execution_options(synchronize_session=False))
+
+
+MOVE_CURRENT = (update_rows(CONVERSATIONS)
+                .where(CONVERSATIONS.c.id == bindparam("conversation_id"))
+                .values(current_message_id=bindparam("new_id"),
+                        updated_at=CONVERSATIONS.c.updated_at))
+
+
+def move_current_to(conversation_id, new_id):
+    """move_current without conditions, its statement built once."""
+    db.session.connection().execute(MOVE_CURRENT, {"conversation_id": conversation_id,
+                                                   "new_id": new_id})
 
 
 def move_current_from(conversation_id, old_id, new_id):

@@ -1,6 +1,4 @@
 """Stored messages, reached only through a conversation the caller owns."""
-from functools import cache
-
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy import update as update_rows
 
@@ -72,7 +70,7 @@ def branch_page(conversation_id, leaf, limit, before):
         return {"items": [], "total": 0, "has_more": False}
     values = {"conversation_id": conversation_id, "leaf": leaf, "limit": limit + 1}
     if before is None:
-        rows = db.session.execute(newest_of_branch(), values).all()
+        rows = db.session.execute(NEWEST_OF_BRANCH, values).all()
     else:
         walk = tree.branch(conversation_id, leaf)
         anchor_depth = db.session.scalar(select(walk.c.depth).where(walk.c.id == before))
@@ -87,14 +85,6 @@ def branch_page(conversation_id, leaf, limit, before):
             "has_more": len(newest_first) > limit}
 
 
-@cache
-def newest_of_branch():
-    """branch_page_query for the newest page, built once (its values are bound when it runs:
-    building the recursive statement costs more CPU than running it)."""
-    walk = tree.branch(bindparam("conversation_id"), bindparam("leaf"))
-    return branch_page_query(walk, bindparam("limit"))
-
-
 def branch_page_query(walk, limit, anchor_depth=None):
     """(the message's columns..., the branch's total) for up to `limit` messages of the branch
     `walk`, newest first, all older than the message at `anchor_depth` when given."""
@@ -107,6 +97,12 @@ def branch_page_query(walk, limit, anchor_depth=None):
             .order_by(page.c.depth.asc()))
 
 
+# branch_page_query for the newest page, built once (its values are bound when it runs:
+# building the recursive statement costs more CPU than running it).
+NEWEST_OF_BRANCH = branch_page_query(tree.branch(bindparam("conversation_id"), bindparam("leaf")),
+                                     bindparam("limit"))
+
+
 def branch_total(conversation_id, leaf):
     walk = tree.branch(conversation_id, leaf)
     return db.session.scalar(select(func.count()).select_from(walk))
@@ -117,7 +113,7 @@ def siblings(conversation_id, parent_ids):
     for the conversation's first messages."""
     if not parent_ids:
         return {}
-    rows = db.session.execute(same_parents(), {
+    rows = db.session.execute(SAME_PARENTS, {
         "conversation_id": conversation_id, "has_roots": None in parent_ids,
         "parents": [parent for parent in parent_ids if parent is not None]}).all()
     found = {}
@@ -126,13 +122,11 @@ def siblings(conversation_id, parent_ids):
     return found
 
 
-@cache
-def same_parents():
-    return (select(Message.id, Message.parent_id)
-            .where(Message.conversation_id == bindparam("conversation_id"),
-                   or_(Message.parent_id.in_(bindparam("parents", expanding=True)),
-                       and_(bindparam("has_roots"), Message.parent_id.is_(None))))
-            .order_by(*chronological()))
+SAME_PARENTS = (select(Message.id, Message.parent_id)
+                .where(Message.conversation_id == bindparam("conversation_id"),
+                       or_(Message.parent_id.in_(bindparam("parents", expanding=True)),
+                           and_(bindparam("has_roots"), Message.parent_id.is_(None))))
+                .order_by(*chronological()))
 
 
 def attach_siblings(page):
@@ -147,6 +141,11 @@ def attach_siblings(page):
         of_conversation = found[message.conversation_id]
         message.sibling_ids = of_conversation.get(message.parent_id, [message.id])
     return page
+
+
+def attach_siblings_of(message):
+    """attach_siblings([message]) for the one message an answer's start or end shows."""
+    return attach_siblings([message])[0]
 
 
 def get_owned(user_id, message_id):
@@ -201,13 +200,3 @@ def delete(message):
         conversations.move_current(message.conversation_id,
                                    tree.newest_descendant(message.conversation_id, parent_id))
     db.session.commit()
-
-
-def branch_messages(conversation_id, leaf_id):
-    """The branch that ends at `leaf_id` (never a sibling branch), root first; nothing when
-    `leaf_id` is None."""
-    if leaf_id is None:
-        return []
-    walk = tree.branch(conversation_id, leaf_id)
-    return db.session.scalars(
-        select(Message).join(walk, walk.c.id == Message.id).order_by(walk.c.depth.desc())).all()

@@ -36,6 +36,18 @@ SPENT_SINCE = (select(func.coalesce(func.sum(COUNTERS.c.used), 0))
                       COUNTERS.c.day >= bindparam("since")))
 
 
+def add_to_counter(insert):
+    statement = insert(COUNTERS)
+    return statement.on_conflict_do_update(
+        index_elements=["user_id", "day"],
+        set_={"used": COUNTERS.c.used + statement.excluded.used})
+
+
+# By dialect: built once.
+ADD_TO_COUNTER = {"postgresql": add_to_counter(postgres_insert),
+                  "sqlite": add_to_counter(sqlite_insert)}
+
+
 class DatabaseMeter:
     """What users spent, per day, in the database."""
 
@@ -47,13 +59,11 @@ class DatabaseMeter:
 
     def add(self, user_id, spent):
         """Add {day: tokens} to the user's counters, in the caller's transaction."""
-        dialect = db.session.get_bind().dialect.name
-        insert = postgres_insert if dialect == "postgresql" else sqlite_insert
-        for day, tokens in spent.items():
-            statement = insert(TokenCounter).values(user_id=user_id, day=day, used=tokens)
-            db.session.execute(statement.on_conflict_do_update(
-                index_elements=["user_id", "day"],
-                set_={"used": TokenCounter.used + statement.excluded.used}))
+        if not spent:
+            return
+        connection = db.session.connection()
+        connection.execute(ADD_TO_COUNTER[connection.dialect.name], [
+            {"user_id": user_id, "day": day, "used": tokens} for day, tokens in spent.items()])
 
     def added(self, user_id, spent):
         """After the commit of `add`: nothing more in the database alone."""

@@ -1,6 +1,6 @@
 """Walks of a conversation's message tree (docs/API.md §4, "Branches"), each one statement:
 a recursive CTE, the same on SQLite as on PostgreSQL."""
-from sqlalchemy import Integer, literal, select
+from sqlalchemy import Integer, bindparam, literal, select
 from sqlalchemy.orm import aliased
 
 from ..errors import ValidationFailed
@@ -19,6 +19,61 @@ def branch(conversation_id, leaf_id):
     return walk.union_all(
         select(parent.id, parent.parent_id, walk.c.depth + 1)
         .where(parent.id == walk.c.parent_id, parent.conversation_id == conversation_id))
+
+
+MESSAGES = Message.__table__
+
+
+def branch_rows_statement():
+    """What a new answer needs of a branch, leaf first: (id, role, content, tool_calls,
+    status) of each message from `leaf_id` up to the root of `conversation_id`. Built once:
+    building the recursive walk costs more CPU than running it."""
+    conversation_id = bindparam("conversation_id")
+    walk = (select(MESSAGES.c.id, MESSAGES.c.parent_id, literal(0, Integer).label("depth"))
+            .where(MESSAGES.c.id == bindparam("leaf_id"),
+                   MESSAGES.c.conversation_id == conversation_id)
+            .cte("branch", recursive=True))
+    parent = MESSAGES.alias("parent")
+    walk = walk.union_all(
+        select(parent.c.id, parent.c.parent_id, walk.c.depth + 1)
+        .where(parent.c.id == walk.c.parent_id, parent.c.conversation_id == conversation_id))
+    return (select(MESSAGES.c.id, MESSAGES.c.role, MESSAGES.c.content, MESSAGES.c.tool_calls,
+                   MESSAGES.c.status)
+            .join(walk, walk.c.id == MESSAGES.c.id).order_by(walk.c.depth.asc()))
+
+
+BRANCH_ROWS = branch_rows_statement()
+
+
+def leaf_first(conversation_id, leaf_id):
+    return db.session.connection().execute(
+        BRANCH_ROWS, {"conversation_id": conversation_id, "leaf_id": leaf_id}).all()
+
+
+def branch_rows(conversation_id, leaf_id):
+    """The branch that ends at `leaf_id` as a new answer's history needs it (rows of id, role,
+    content, tool_calls, status), root first; nothing when `leaf_id` is None."""
+    if leaf_id is None:
+        return []
+    rows = leaf_first(conversation_id, leaf_id)
+    rows.reverse()
+    return rows
+
+
+def history_to_follow(conversation_id, leaf_id):
+    """(what a message sent without `parent_id` follows, the branch up to it as `branch_rows`
+    gives it), in one walk of the tree: the last answer of the branch ending at `leaf_id`
+    (None when it has none). An answer still being written (`in_progress`) is passed over,
+    so a message sent meanwhile becomes a sibling of the one being answered."""
+    if leaf_id is None:
+        return None, []
+    rows = leaf_first(conversation_id, leaf_id)
+    for position, row in enumerate(rows):
+        if row.role == "assistant" and row.status != "in_progress":
+            kept = rows[position:]
+            kept.reverse()
+            return row.id, kept
+    return None, []
 
 
 def newest_child(conversation_id, parent_id):
@@ -46,20 +101,6 @@ def newest_descendant(conversation_id, message_id):
         select(Message.id, walk.c.depth + 1).select_from(walk)
         .join(Message, Message.id == newest_child(conversation_id, walk.c.id)))
     return db.session.scalar(select(walk.c.id).order_by(walk.c.depth.desc()).limit(1))
-
-
-def last_answer(conversation_id, leaf_id):
-    """The last assistant message of the branch ending at `leaf_id` (None when it has none):
-    what a message sent without `parent_id` follows. An answer still being written
-    (`in_progress`) is passed over, so a message sent meanwhile becomes a sibling of the one
-    being answered."""
-    if leaf_id is None:
-        return None
-    walk = branch(conversation_id, leaf_id)
-    return db.session.scalar(
-        select(Message.id).join(walk, walk.c.id == Message.id)
-        .where(Message.role == "assistant", Message.status != "in_progress")
-        .order_by(walk.c.depth.asc()).limit(1))
 
 
 def message_in(conversation_id, message_id, field, role=None):

@@ -51,24 +51,28 @@ class ProviderCall:
                           "total_tokens": prompt + completion}
 
 
-def record(exchange):
+def record(exchange, account_known=False):
     """Add the rows of the exchange's calls to the transaction that stores its end; what the
-    user spent, {day: tokens}. Nothing for an account deleted meanwhile."""
+    user spent, {day: tokens}. Nothing for an account deleted meanwhile (`account_known`: the
+    caller knows it exists)."""
     return record_calls(exchange.user_id, exchange.conversation_id,
-                        exchange.assistant_message_id, exchange.provider_calls)
+                        exchange.assistant_message_id, exchange.provider_calls, account_known)
 
 
-def record_calls(user_id, conversation_id, message_id, provider_calls):
+INSERT_USAGE = UsageRecord.__table__.insert()
+
+
+def record_calls(user_id, conversation_id, message_id, provider_calls, account_known=False):
     """Add a row for each of the calls that ended to the caller's transaction; what the user
     spent, {day: tokens}."""
     calls = [call for call in provider_calls if call.ended_at is not None]
-    if not calls or db.session.get(User, user_id) is None:
+    if not calls or (not account_known and db.session.get(User, user_id) is None):
         return {}
     rows = [{"user_id": user_id, "conversation_id": conversation_id,
              "message_id": message_id, "model": call.model,
              **{key: call.usage[key] for key in TOKEN_KEYS}, "estimated": call.estimated,
              "created_at": call.ended_at, "day": call.ended_at.date()} for call in calls]
-    db.session.execute(UsageRecord.__table__.insert(), rows)
+    db.session.connection().execute(INSERT_USAGE, rows)
     spent = Counter()
     for row in rows:
         spent[row["day"]] += row["total_tokens"]
