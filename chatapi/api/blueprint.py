@@ -111,6 +111,12 @@ def error_statuses(doc, doc_info):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonObjectParser()
 
+    def arguments(self, schema, *args, **kwargs):
+        """A schema given as a class is made an instance here, once: webargs would make one
+        for every request (a schema instance holds no state between loads)."""
+        return super().arguments(schema() if isinstance(schema, type) else schema,
+                                 *args, **kwargs)
+
     @staticmethod
     def errors(*statuses):
         """Error statuses a view answers beyond those its auth and arguments imply (404 for an

@@ -34,7 +34,7 @@ def compile_dumper(schema):
         else:
             read = partial(getattr, obj)
         out = {}
-        for key, source, default, convert, whole in plan:
+        for key, source, default, passing, convert, whole in plan:
             if whole is not None:
                 value = whole(obj)
                 if value is missing:
@@ -45,7 +45,9 @@ def compile_dumper(schema):
                     value = default() if callable(default) else default
                     if value is missing:
                         continue
-                value = convert(value)
+                # The common case, a value of the field's own type, costs no call.
+                if convert is not None and value is not None and type(value) is not passing:
+                    value = convert(value)
             out[key] = value
         return out
 
@@ -58,15 +60,18 @@ def compile_dumper(schema):
 
 
 def field_step(name, field):
-    """(output key, attribute, dump default, converter, whole) for one field; `whole` (the
-    field's own serialize, given the object) is set for what the loop cannot shortcut."""
+    """(output key, attribute, dump default, the type that passes unchanged, converter for
+    other values (None: every value passes), whole) for one field; `whole` (the field's own
+    serialize, given the object) is set for what the loop cannot shortcut."""
     key = field.data_key if field.data_key is not None else name
     source = field.attribute if field.attribute is not None else name
     convert = converter(field)
     if convert is None or "." in source or not field._CHECK_ATTRIBUTE:
-        return key, source, missing, None, (
+        return key, source, missing, None, None, (
             lambda obj: field.serialize(name, obj, accessor=get_value))
-    return key, source, field.dump_default, convert, None
+    if type(field) is fields.Raw:
+        convert = None
+    return key, source, field.dump_default, PASSING_TYPES.get(type(field)), convert, None
 
 
 def converter(field):

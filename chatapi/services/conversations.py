@@ -37,8 +37,8 @@ def owned_row(user_id, conversation_id):
     reader that changes nothing and needs no object."""
     if not ID_FORMAT.fullmatch(conversation_id):
         raise NotFound()
-    row = db.session.execute(OWNED_ROW, {"conversation_id": conversation_id,
-                                         "user_id": user_id}).one_or_none()
+    row = db.session.connection().execute(OWNED_ROW, {"conversation_id": conversation_id,
+                                                      "user_id": user_id}).one_or_none()
     if row is None:
         raise NotFound()
     return row
@@ -111,12 +111,14 @@ def list_page(user_id, page, page_size, project_id=None, q=None, archived=False)
         page_rows, count = page_query(conditions, page_size, skipped), count_query(conditions)
     else:
         page_rows, count = bound_list_queries(project_id is not None)
-    items = [row._asdict() for row in db.session.execute(page_rows, values)]
+    # Through the connection: plain rows need none of the session's ORM handling.
+    reads = db.session.connection()
+    items = [row._asdict() for row in reads.execute(page_rows, values)]
     if len(items) < page_size and (items or page == 1):
         # A page short of full is the last one: the total needs no count.
         total = skipped + len(items)
     else:
-        total = db.session.scalar(count, values)
+        total = reads.execute(count, values).scalar()
     return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 

@@ -70,7 +70,7 @@ def branch_page(conversation_id, leaf, limit, before):
         return {"items": [], "total": 0, "has_more": False}
     values = {"conversation_id": conversation_id, "leaf": leaf, "limit": limit + 1}
     if before is None:
-        rows = db.session.execute(NEWEST_OF_BRANCH, values).all()
+        rows = db.session.connection().execute(NEWEST_OF_BRANCH, values).all()
     else:
         walk = tree.branch(conversation_id, leaf)
         anchor_depth = db.session.scalar(select(walk.c.depth).where(walk.c.id == before))
@@ -113,7 +113,7 @@ def siblings(conversation_id, parent_ids):
     for the conversation's first messages."""
     if not parent_ids:
         return {}
-    rows = db.session.execute(SAME_PARENTS, {
+    rows = db.session.connection().execute(SAME_PARENTS, {
         "conversation_id": conversation_id, "has_roots": None in parent_ids,
         "parents": [parent for parent in parent_ids if parent is not None]}).all()
     found = {}
