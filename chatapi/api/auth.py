@@ -87,10 +87,10 @@ def change_password(body):
     """Change the calling user's password: every earlier token ends, new ones are returned"""
     language = request_language()
     confirm_password(body["current_password"])
-    users.change_password(current_user, body["current_password"], body["new_password"],
-                          language)
+    account = users.account(current_user)
+    users.change_password(account, body["current_password"], body["new_password"], language)
     return {"message": say("password_changed", language),
-            "data": tokens.issue_tokens(current_user, current_app.config)}
+            "data": tokens.issue_tokens(account, current_app.config)}
 
 
 @blp.route("/me", methods=["DELETE"])

@@ -92,5 +92,7 @@ class Timestamp(fields.DateTime):
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
             return None
-        utc = value.astimezone(timezone.utc)
-        return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if value.tzinfo is not timezone.utc:
+            value = value.astimezone(timezone.utc)
+        # As stored (UTC), the isoformat ends with "+00:00": written as "Z".
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"

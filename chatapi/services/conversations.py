@@ -113,7 +113,9 @@ def list_page(user_id, page, page_size, project_id=None, q=None, archived=False)
         page_rows, count = bound_list_queries(project_id is not None)
     # Through the connection: plain rows need none of the session's ORM handling.
     reads = db.session.connection()
-    items = [row._asdict() for row in reads.execute(page_rows, values)]
+    result = reads.execute(page_rows, values)
+    names = tuple(result.keys())
+    items = [dict(zip(names, row)) for row in result]
     if len(items) < page_size and (items or page == 1):
         # A page short of full is the last one: the total needs no count.
         total = skipped + len(items)

@@ -141,20 +141,29 @@ def token_caller(user_id, token_key, revoked, values):
     """(the active account a token names or None, whether the token is revoked), in one
     query; `revoked` is the revocation store's SQL condition, `values` what it binds. The
     token must carry the account's current key (an id alone could name a later account, and
-    the key changes with the password and on deactivation)."""
-    is_revoked, user = db.session.execute(caller_query(revoked),
+    the key changes with the password and on deactivation). The account is its row, read
+    through the connection (every request asks, and the ORM's handling of an object cost as
+    much as the query): `account()` gives the object to change it."""
+    row = db.session.connection().execute(caller_query(revoked),
                                           {"user_id": user_id, **values}).one()
-    if user is None or not user.is_active or user.token_key != token_key:
-        user = None
-    return user, bool(is_revoked)
+    user = row if row.id is not None and row.is_active and row.token_key == token_key else None
+    return user, bool(row.revoked)
 
 
 @cache
 def caller_query(revoked):
     """Built once per revocation store: every request runs it, and building it cost more CPU
     than running it."""
-    return (select(revoked.label("revoked"), User).select_from(ONE_ROW)
+    return (select(revoked.label("revoked"), *User.__table__.columns).select_from(ONE_ROW)
             .outerjoin(User, User.id == bindparam("user_id")))
+
+
+def account(caller):
+    """The caller's account as an object of the session, to change it."""
+    user = db.session.get(User, caller.id)
+    if user is None:
+        raise NotFound()
+    return user
 
 
 def get_by_username(username):
