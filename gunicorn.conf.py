@@ -35,7 +35,13 @@ class ChatAPIWorker(GeventWorker):
     @contextmanager
     def timeout_ctx(self):
         # The wait gunicorn's worker makes (keepalive seconds, ending quietly), made endable.
-        timeout = gevent.Timeout(self.cfg.keepalive, False)
+        # Every other connection whose request is ready goes first: a client that sends its
+        # next request at once would otherwise find it already read, and be served again and
+        # again without a switch (under load, a few keep-alive clients got most answers and the
+        # others waited over a second).
+        gevent.sleep(0)
+        # A stop that came during that turn found nothing to end here: do not wait.
+        timeout = gevent.Timeout(self.cfg.keepalive if self.alive else 0, False)
         handler = gevent.getcurrent()
         self.idle[handler] = timeout
         try:

@@ -204,9 +204,9 @@ def markdown(results, meta):
              "CPU per request: the worker's CPU over the requests it answered (median of "
              "the rounds); its split by stage is the shares of a cProfile run of the same "
              "load applied to it.", "",
-             "| endpoint | side | CPU / request | target | req/s | p50 | p99 | auth | look-ups "
-             "| query | serialise | framework |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| endpoint | side | CPU / request | target | req/s | p50 | p99 | answers per "
+             "client, fewest–most | auth | look-ups | query | serialise | framework |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for endpoint, by_side in figures.items():
         target = TARGETS_MS.get((endpoint, database))
         for side in SIDES:
@@ -220,6 +220,7 @@ def markdown(results, meta):
                 f"| {endpoint} | {side} | {run['cpu_median']:.2f} ms | "
                 f"{f'≤ {target} ms, p99 ≤ 60 ms' if target else ''}{met} | {run['rps']:.0f} | "
                 f"{run['p50'] * 1000:.1f} ms | {run['p99'] * 1000:.1f} ms | "
+                f"{run['fewest']}–{run['most']} | "
                 + " | ".join(f"{stages[stage] * run['cpu_median']:.2f}" if stage in stages
                              else "n/a" for stage in
                              ("auth", "look-ups", "query", "serialise", "framework")) + " |")

@@ -38,15 +38,19 @@ async def _client(port, request, deadline, max_requests, latencies, failures):
 async def hammer(port, path, token, clients, seconds, max_requests=100_000):
     """`clients` connections, each sending the next request as soon as the last is answered."""
     request = build_request("GET", path, port, token=token)
-    latencies, failures = [], []
+    each = [[] for _ in range(clients)]
+    failures = []
     started = time.perf_counter()
     deadline = time.monotonic() + seconds
     await asyncio.gather(*(_client(port, request, deadline, max_requests, latencies, failures)
-                           for _ in range(clients)))
+                           for latencies in each))
     elapsed = time.perf_counter() - started
+    latencies = [latency for answered in each for latency in answered]
+    counts = sorted(map(len, each))
+    # How evenly the worker served its connections: answers of the least and most served.
     return {"requests": len(latencies), "failures": len(failures),
             "rps": len(latencies) / elapsed, "p50": percentile(latencies, 0.50),
-            "p99": percentile(latencies, 0.99)}
+            "p99": percentile(latencies, 0.99), "fewest": counts[0], "most": counts[-1]}
 
 
 class HealthProbe:

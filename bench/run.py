@@ -161,13 +161,9 @@ async def saturation(bench, plan):
 async def rest(bench, database_url, seconds):
     token = await seed.new_user(bench.port, "rest")
     conversations = await seed.conversations(bench.port, token, 50)
-    await seed.exchanges(bench.port, token, conversations[0], 50)
     branches = trees.fill(database_url, conversations[1], conversations[2])
     results = {
         "logins": await login_storm(bench, seconds),
-        "list": await hammer(bench.port, "/api/conversations/", token, 50, seconds),
-        "messages": await hammer(bench.port, f"/api/messages/{conversations[0]}", token, 50,
-                                 seconds),
     }
     for name, conversation_id in (("linear", conversations[1]), ("branched", conversations[2])):
         results[name] = {**await hammer(bench.port, f"/api/messages/{conversation_id}", token,
@@ -213,7 +209,11 @@ async def bench_everything(plan, simulator, database_url, workdir, started, log)
     bench = Bench(simulator, (worker, port), (relay.pid, relay_port))
     results = await measure_everything(bench, plan, database_url, workdir, log)
     results["service_log"] = log_errors(workdir / "gunicorn.log")
-    return results, results["service_log"]
+    results["json"], json_errors = await weigh_json(plan, simulator, database_url, workdir,
+                                                    started, log)
+    results["lifecycle"], _ = await weigh_lifecycle(plan, simulator, database_url, workdir,
+                                                    started, log)
+    return results, results["service_log"] + json_errors
 
 
 async def weigh_transports(plan, simulator, database_url, workdir, started, log):
@@ -308,12 +308,10 @@ async def main_async(args):
             shutil.rmtree(workdir, ignore_errors=True)
     meta = report.machine(database_url, mode)
     output = args.output or (None if args.quick else RESULTS)
+    kept_in = meta["database"] + (" + Redis" if os.environ.get("REDIS_URL") else "")
     if args.json:
-        print(json_cost.markdown(results, meta))
         print(*report.service_log_lines(errors), sep="\n")
-        if output:
-            report.write_section(Path(output), f"JSON endpoints, {meta['database']}",
-                                 json_cost.markdown(results, meta))
+        write_json(results, meta, output)
     elif args.imports:
         print(imports.table(results))
         if output:
@@ -327,15 +325,10 @@ async def main_async(args):
     elif args.quota:
         print(quota.table(results))
         if output:
-            kept_in = meta["database"] + (" + Redis" if os.environ.get("REDIS_URL") else "")
             report.write_section(Path(output), f"Quota check, {kept_in}",
                                  quota.markdown(results, meta, kept_in))
     elif args.lifecycle:
-        kept_in = meta["database"] + (" + Redis" if os.environ.get("REDIS_URL") else "")
-        print(lifecycle.table(results, kept_in))
-        if output:
-            report.write_section(Path(output), f"Stream lifecycle, {kept_in}",
-                                 lifecycle.markdown(results, meta, kept_in))
+        write_lifecycle(results, meta, kept_in, output)
     elif args.jobs:
         print(jobs.table(*results))
         print(*report.service_log_lines(errors), sep="\n")
@@ -352,8 +345,24 @@ async def main_async(args):
         print(report.table(results, meta))
         if output:
             report.write_markdown(Path(output), results, meta)
+        write_json(results["json"], meta, output)
+        write_lifecycle(results["lifecycle"], meta, kept_in, output)
     if output:
         log(f"wrote {output}")
+
+
+def write_json(results, meta, output):
+    print(json_cost.markdown(results, meta))
+    if output:
+        report.write_section(Path(output), f"JSON endpoints, {meta['database']}",
+                             json_cost.markdown(results, meta))
+
+
+def write_lifecycle(results, meta, kept_in, output):
+    print(lifecycle.table(results, kept_in))
+    if output:
+        report.write_section(Path(output), f"Stream lifecycle, {kept_in}",
+                             lifecycle.markdown(results, meta, kept_in))
 
 
 def main(argv=None):
