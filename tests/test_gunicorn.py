@@ -41,10 +41,11 @@ def test_a_logged_out_token_is_refused_by_every_worker(app, user, database_url, 
     assert len(refusing_workers) == 2, "both workers must have refused the revoked token"
 
 
-@pytest.fixture
-def served(app, database_url, tmp_path):
-    """One gunicorn gevent worker logging at INFO to a file: (base URL, path of its log)."""
-    log = tmp_path / "gunicorn.log"
+@pytest.fixture(scope="module")
+def served(database_url, tmp_path_factory):
+    """One gunicorn gevent worker logging at INFO to a file: (base URL, path of its log),
+    shared by the module's tests of what it answers to raw requests (they store nothing)."""
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     env = gunicorn_env(database_url, LOG_LEVEL="INFO")
     with gunicorn(env, workers=1, log_path=log) as base:
         yield base, log

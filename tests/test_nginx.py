@@ -118,9 +118,20 @@ def make_stack(app, database_url, glm_simulator, tmp_path):
         context.__exit__(None, None, None)
 
 
+@pytest.fixture(scope="module")
+def default_stack(database_url, glm_simulator, tmp_path_factory):
+    """nginx in front of one gunicorn worker with the default settings, shared by the tests
+    that change none (each one's rows still go after it): (base URL, nginx's folder)."""
+    tmp = tmp_path_factory.mktemp("nginx")
+    env = gunicorn_env(database_url, glm_simulator, PROXY_FIX_X_FOR="1")
+    with gunicorn(env, workers=1) as upstream, nginx(urlsplit(upstream).port, tmp) as base:
+        yield base, tmp
+
+
 @pytest.fixture
-def through_nginx(make_stack):
-    return make_stack()
+def through_nginx(app, default_stack, glm_simulator):
+    glm_simulator.reset()
+    return default_stack[0]
 
 
 @pytest.fixture
@@ -217,7 +228,7 @@ def test_a_client_hanging_up_at_nginx_stops_the_upstream_when_asked_to(
     assert hangups and hangups[0]["chunks_sent"] < 100
 
 
-def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, tmp_path):
+def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, default_stack):
     given = requests.get(f"{through_nginx}/api/health", headers={"X-Request-ID": "trace-42"},
                          timeout=5)
     made = requests.get(f"{through_nginx}/api/health", headers={"X-Request-ID": "bad id!"},
@@ -225,7 +236,7 @@ def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, tmp_pat
     assert given.headers["X-Request-ID"] == "trace-42"
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
     # nginx writes a request's log line after its answer: wait for the lines, not for time.
-    log = tmp_path / "nginx-0" / "access.log"
+    log = default_stack[1] / "access.log"
     logged = [f"request_id={given.headers['X-Request-ID']}",
               f"request_id={made.headers['X-Request-ID']}"]
     assert wait_for(lambda: all(line in log.read_text() for line in logged), timeout=10.0), \

@@ -19,14 +19,20 @@ from .sse_client import events, open_stream, text_arriving_as_written
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def service(app, database_url, glm_simulator):
-    glm_simulator.reset()
-    # These tests load one worker with one user's answers.
+@pytest.fixture(scope="module")
+def shared_service(database_url, glm_simulator):
+    # These tests load one worker with one user's answers. One gunicorn for the module: each
+    # test waits for its answers' stored ends, and its rows go after it as usual.
     env = gunicorn_env(database_url, glm_simulator, DB_POOL_SIZE="2", MAX_CONCURRENT_ANSWERS="0",
                        MESSAGE_RATE_LIMIT="off")
     with gunicorn(env, workers=1) as base:
         yield base
+
+
+@pytest.fixture
+def service(app, shared_service, glm_simulator):
+    glm_simulator.reset()
+    return shared_service
 
 
 @pytest.fixture
