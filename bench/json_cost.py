@@ -14,6 +14,7 @@ the token check (auth), the conversation's owner look-up, the rest of the servic
 the schema dump and JSON encoding (serialise), and everything else (framework: gunicorn,
 Flask, flask-smorest, webargs). Two workers' throughput is reported beside one worker's, with
 the load client's own CPU."""
+import os
 import pstats
 import shutil
 import statistics
@@ -22,8 +23,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, update
+from sqlalchemy import create_engine, event, insert, update
 
+from chatapi import create_app
+from chatapi.extensions import db
 from chatapi.models import Conversation, Message
 from chatapi.models.timestamps import utcnow
 from tests.message_trees import linear
@@ -31,7 +34,7 @@ from tests.message_trees import linear
 from . import profiling, seed
 from .procstat import CpuMeter, children
 from .rest import hammer
-from .servers import PROJECT, log_errors, start_service
+from .servers import JWT_SECRET, PROJECT, log_errors, start_service
 
 # The last commit before issue 21's work.
 BEFORE = "fa564cb"
@@ -75,6 +78,29 @@ def fill_branch(database_url, conversation_id):
                                .values(current_message_id=branch[-1], message_count=BRANCH))
     finally:
         engine.dispose()
+
+
+def statements_per_request(database_url, token, endpoints):
+    """{endpoint: SQL statements it sends}, counted in this process on the same database
+    (tests/test_round_trips.py holds them to these numbers)."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "JWT_SECRET_KEY": JWT_SECRET,
+                      "REDIS_URL": os.environ.get("REDIS_URL"), "SEARCH_RATE_LIMIT": "off",
+                      "LOG_LEVEL": "WARNING"})
+    sent = []
+    counts = {}
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda *_args: sent.append(1))
+        client = app.test_client()
+        for endpoint, path in endpoints.items():
+            if endpoint == "floor":
+                continue
+            headers = {"Authorization": f"Bearer {token}"}
+            client.get(path, headers=headers)
+            sent.clear()
+            assert client.get(path, headers=headers).status_code == 200, path
+            counts[endpoint] = len(sent)
+        db.engine.dispose()
+    return counts
 
 
 def checkout(workdir):
@@ -184,7 +210,8 @@ async def weigh(env, database_url, workdir, started, log, seconds, rounds=3):
     two = {endpoint: await measured_hammer(port, endpoints[endpoint], token, workers, seconds)
            for endpoint in ("list", "messages")}
     errors += log_errors(Path(workdir) / "json-two.log")
-    return {"endpoints": figures, "two_workers": two, "errors": errors}
+    return {"endpoints": figures, "two_workers": two, "errors": errors,
+            "statements": statements_per_request(database_url, token, endpoints)}
 
 
 def summary(runs):
@@ -228,6 +255,10 @@ def markdown(results, meta):
               + "; ".join(f"{endpoint} {side} "
                           + ", ".join(f"{value:.2f}" for value in by_side[side]["cpu_runs"])
                           for endpoint, by_side in figures.items() for side in SIDES), ""]
+    lines += ["SQL statements per request (after): " + ", ".join(
+        f"{endpoint} {count}" for endpoint, count in results["statements"].items())
+        + "; the floor's one is the token check's, which every endpoint counts too. With "
+        "Redis, the token's revocation is one Redis round trip beside it.", ""]
     lines += ["| two workers | req/s (one worker) | CPU / request, both workers | "
               "load client's CPU |", "|---|---:|---:|---:|"]
     for endpoint, run in results["two_workers"].items():
