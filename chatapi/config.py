@@ -120,11 +120,15 @@ def engine_options(config):
     """A bounded pool per worker: streams hold no connection, so a few serve many streams.
     Database errors leave out the statement's values (password hashes, emails, message
     text), so the traceback logged for a 500 carries none of them."""
+    # Not at module level: see the module's docstring.
+    from .models.json_documents import read_stored
+
     url = config["SQLALCHEMY_DATABASE_URI"]
+    shared = {"hide_parameters": True, "json_deserializer": read_stored}
     if url in ("sqlite://", "sqlite:///:memory:"):
-        return {"hide_parameters": True}  # one shared in-memory connection (StaticPool)
+        return shared  # one shared in-memory connection (StaticPool)
     pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0,
-            "pool_timeout": config["DB_POOL_TIMEOUT"], "hide_parameters": True}
+            "pool_timeout": config["DB_POOL_TIMEOUT"], **shared}
     if url.startswith("sqlite"):
         return {**pool, "connect_args": {"timeout": 5}}
     return {**pool, "pool_pre_ping": True,

@@ -3,6 +3,7 @@ read from a request, a tool's input or the model's tool arguments, and none is e
 response, an event or a stored message."""
 import json
 import math
+from datetime import datetime, timezone
 
 import pytest
 
@@ -133,8 +134,26 @@ def test_a_lone_surrogate_in_the_models_text_is_stored_as_a_replacement_characte
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
-def test_json_responses_and_stream_events_refuse_nan_and_infinity(app, value):
-    with pytest.raises(ValueError):
-        app.json.response({"result": value})
+def test_nan_and_infinity_reach_no_response_or_stream_event_as_tokens(app, value):
+    response = app.json.response({"result": value, "kept": 1.5})
+    assert strictly_parsed(response.get_data(as_text=True)) == {"result": None, "kept": 1.5}
     with pytest.raises(ValueError):
         to_json({"result": value})  # every stream event's data
+
+
+def test_a_response_is_utf8_json_in_the_order_given(app):
+    response = app.json.response({"zh": "你好", "emoji": "🙂", "a": [1, None, True]})
+    assert response.mimetype == "application/json"
+    assert response.get_data() == '{"zh":"你好","emoji":"🙂","a":[1,null,true]}\n'.encode()
+
+
+def test_what_orjson_refuses_is_written_as_the_json_module_wrote_it(app):
+    """A lone surrogate escaped (no route lets one reach a response: this is the last guard),
+    an integer beyond 64 bits whole, a non-string key as a string, a datetime as Flask writes
+    it."""
+    response = app.json.response({"text": "a\ud800", "big": 2 ** 70})
+    assert response.get_data(as_text=True).isascii()
+    assert json.loads(response.get_data()) == {"text": "a\ud800", "big": 2 ** 70}
+    assert app.json.response({7: "seven"}).json == {"7": "seven"}
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert app.json.response({"when": when}).json == {"when": "Fri, 02 Jan 2026 03:04:05 GMT"}

@@ -2,7 +2,7 @@
 lower() is Unicode-aware, SQLite's only folds ASCII, so SQLite gets Python's str.casefold."""
 import unicodedata
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
@@ -48,14 +48,26 @@ def caseless(text):
 
 
 def contains_folded(column, needle, dialect_name):
+    return contains_bound(column, dialect_name, caseless(needle),
+                          bindparam(None, needle_value(needle, dialect_name), type_=String()))
+
+
+def contains_bound(column, dialect_name, needle_is_caseless, needle):
+    """contains_folded() for `needle`, a bind parameter whose value is needle_value()'s (in
+    a statement built once, for needles alike in `needle_is_caseless`, bound as it runs)."""
     if dialect_name == "sqlite":
         # instr(), not LIKE: SQLite's LIKE tries the pattern at each place a character at a
         # time (`x` 32,000 times then `y`, looked for as `x` 199 times then `y`: 6 million
         # steps a row, 40 s for 300 such messages, the worker's loop held); instr() compares
         # bytes. Chinese or Japanese, say: in the column itself, not a call into Python for
         # each row.
-        return func.instr(column if caseless(needle) else folded(column),
-                          fold(needle, dialect_name)) > 0
-    escaped = fold(needle, dialect_name).replace("\\", "\\\\").replace(
-        "%", "\\%").replace("_", "\\_")
-    return folded(column).like(f"%{escaped}%", escape="\\")
+        return func.instr(column if needle_is_caseless else folded(column), needle) > 0
+    return folded(column).like(needle, escape="\\")
+
+
+def needle_value(needle, dialect_name):
+    folded_needle = fold(needle, dialect_name)
+    if dialect_name == "sqlite":
+        return folded_needle
+    escaped = folded_needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

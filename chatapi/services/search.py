@@ -14,14 +14,15 @@ import html
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ARRAY, String, any_, func, literal_column, or_, select
+from sqlalchemy import (ARRAY, Integer, String, any_, bindparam, func, literal_column, or_,
+                        select)
 
 from ..extensions import db
 from ..models import Conversation, Message
 from ..models.search_index import (IN_PROGRESS, conversation_search, conversation_search_keys,
                                    every_trigram, message_search,
                                    message_search_keys)
-from ..models.text_search import contains_folded, fold
+from ..models.text_search import caseless, contains_bound, fold, needle_value
 
 SHORT_QUERY_SCAN = 5000
 TRIGRAM = 3
@@ -74,10 +75,11 @@ class Source:
         return or_(self.model.created_at < created_at,
                    (self.model.created_at == created_at) & (self.model.id < row_id))
 
-    def fts_rows(self, text):
+    def fts_rows(self, match):
+        """The keys of rows matching the FTS5 query `match` (every_trigram's)."""
         return (select(self.keys.c[self.key])
                 .join(self.fts, self.fts.c.rowid == self.keys.c.rowid)
-                .where(literal_column(self.fts.name).op("MATCH")(every_trigram(text))))
+                .where(literal_column(self.fts.name).op("MATCH")(match)))
 
 
 MESSAGES = Source(Message, Message.content, message_search, message_search_keys, "message_id")
@@ -89,8 +91,9 @@ def search(user_id, q, limit, before=None):
     """{"items": up to `limit` hits older than `before` ((created_at, id)), newest first,
     "next": the cursor after the last one, or None when there are no more}."""
     dialect = db.session.get_bind().dialect.name
-    hits = [hit for source in (MESSAGES, TITLES)
-            for hit in find(source, dialect, user_id, q, limit + 1, before)]
+    connection = db.session.connection()
+    hits = [Hit(*row) for source in (MESSAGES, TITLES)
+            for row in connection.execute(*query(source, dialect, user_id, q, limit + 1, before))]
     hits.sort(key=lambda hit: (hit.created_at, hit.id), reverse=True)
     page = hits[:limit]
     more = len(hits) > limit
@@ -98,26 +101,43 @@ def search(user_id, q, limit, before=None):
             "next": (page[-1].created_at, page[-1].id) if more else None}
 
 
-def find(source, dialect, user_id, q, limit, before):
-    rows = db.session.execute(query(source, dialect, user_id, q, limit, before))
-    return [Hit(*row) for row in rows]
-
-
 def query(source, dialect, user_id, q, limit, before):
+    """(the statement, its values) for `source`'s hits."""
     fts = len(q) >= TRIGRAM and dialect == "sqlite" and fts_is_worth_it(source, q)
-    statement = source.hits_query(user_id, owner_index=not fts).where(
-        contains_folded(source.text, q, dialect))
+    values = {"user_id": user_id, "needle": needle_value(q, dialect), "limit": limit}
+    if fts:
+        values["match"] = every_trigram(q)
     if before is not None:
-        statement = statement.where(source.older_than(before))
-    if len(q) < TRIGRAM:
+        values["before_created_at"], values["before_id"] = before
+    shape = (source.key, dialect, fts, before is not None, len(q) < TRIGRAM, caseless(q))
+    if shape not in STATEMENTS:
+        STATEMENTS[shape] = statement(source, *shape[1:])
+    return STATEMENTS[shape], values
+
+
+# query()'s statements by shape, built once: building one costs more CPU than running it.
+STATEMENTS = {}
+
+
+def statement(source, dialect, fts, after_cursor, short, needle_is_caseless):
+    user_id = bindparam("user_id", type_=Integer())
+    found = source.hits_query(user_id, owner_index=not fts).where(
+        contains_bound(source.text, dialect, needle_is_caseless,
+                       bindparam("needle", type_=String())))
+    if after_cursor:
+        found = found.where(source.older_than((
+            bindparam("before_created_at", type_=source.model.created_at.type),
+            bindparam("before_id", type_=String()))))
+    if short:
         newest = source.newest_first(source.hits_query(user_id).with_only_columns(
             source.model.id)).limit(SHORT_QUERY_SCAN)
-        statement = statement.where(source.model.id.in_(newest.scalar_subquery()))
+        found = found.where(source.model.id.in_(newest.scalar_subquery()))
     elif fts:
-        statement = statement.where(source.model.id.in_(source.fts_rows(q).scalar_subquery()))
+        found = found.where(source.model.id.in_(
+            source.fts_rows(bindparam("match", type_=String())).scalar_subquery()))
     elif dialect == "postgresql" and source.model is Message:
-        statement = statement.where(in_owners_conversations(user_id))
-    return source.newest_first(statement).limit(limit)
+        found = found.where(in_owners_conversations(user_id))
+    return source.newest_first(found).limit(bindparam("limit", type_=Integer()))
 
 
 def in_owners_conversations(user_id):
@@ -130,9 +150,16 @@ def in_owners_conversations(user_id):
 
 
 def fts_is_worth_it(source, q):
-    matches = select(func.count()).select_from(
-        source.fts_rows(q).limit(FTS_MATCHES_WORTH_IT).subquery())
-    return db.session.scalar(matches) < FTS_MATCHES_WORTH_IT
+    if source.key not in FTS_PROBES:
+        FTS_PROBES[source.key] = select(func.count()).select_from(source.fts_rows(
+            bindparam("match", type_=String())).limit(FTS_MATCHES_WORTH_IT).subquery())
+    probe = FTS_PROBES[source.key]
+    return db.session.connection().execute(
+        probe, {"match": every_trigram(q)}).scalar() < FTS_MATCHES_WORTH_IT
+
+
+# fts_is_worth_it()'s count of a source's matches (up to FTS_MATCHES_WORTH_IT), built once.
+FTS_PROBES = {}
 
 
 def item(hit, q, dialect):

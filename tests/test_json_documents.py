@@ -1,0 +1,68 @@
+"""A message's JSON columns (tool calls, usage) read back through the listing: orjson reads
+what it can, the json module the rest, and the client gets the same values either way."""
+import pytest
+from sqlalchemy import text, update
+
+from chatapi.extensions import db
+from chatapi.models import Conversation, Message
+from chatapi.models.json_documents import read_stored
+
+TOOL_CALL = {"id": "call_1", "name": "calculate", "status": "ok", "duration_ms": 3.5,
+             "arguments": {"zh": "你好", "nested": [1, 2.5, None, True]},
+             "result": {"value": "42"}}
+USAGE = {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}
+
+
+def stored_answer(app, conversation_id, tool_calls, usage):
+    with app.app_context():
+        message = Message(conversation_id=conversation_id, role="assistant", content="done",
+                          tool_calls=tool_calls, usage=usage)
+        db.session.add(message)
+        db.session.flush()
+        db.session.execute(update(Conversation).where(Conversation.id == conversation_id)
+                           .values(current_message_id=message.id, message_count=1))
+        db.session.commit()
+        return message.id
+
+
+def listed(client, auth_headers, conversation_id):
+    answer = client.get(f"/api/messages/{conversation_id}", headers=auth_headers)
+    assert answer.status_code == 200
+    return answer.json["data"]["items"]
+
+
+def test_tool_calls_and_usage_come_back_as_stored(app, client, auth_headers, conversation_id):
+    stored_answer(app, conversation_id, [TOOL_CALL], USAGE)
+    [message] = listed(client, auth_headers, conversation_id)
+    assert message["tool_calls"] == [TOOL_CALL] and message["usage"] == USAGE
+
+
+def test_a_document_orjson_refuses_is_read_whole(app, client, auth_headers, conversation_id):
+    call = {**TOOL_CALL, "arguments": {"n": 2 ** 70}}  # beyond orjson's 64-bit integers
+    stored_answer(app, conversation_id, [call], None)
+    [message] = listed(client, auth_headers, conversation_id)
+    assert message["tool_calls"][0]["arguments"] == {"n": 2 ** 70}
+    assert message["usage"] is None
+
+
+def test_a_nan_token_in_an_older_sqlite_row_still_lists(app, client, auth_headers,
+                                                        conversation_id):
+    """SQLite's JSON is text, which rows written before strict input may hold NaN in
+    (PostgreSQL's jsonb never takes it); the listing answers, with null there."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("jsonb refuses NaN")
+    message_id = stored_answer(app, conversation_id, [TOOL_CALL], None)
+    with app.app_context():
+        db.session.execute(text("UPDATE messages SET tool_calls = :calls WHERE id = :id"), {
+            "calls": '[{"id": "call_1", "name": "calculate", "arguments": {"x": NaN}}]',
+            "id": message_id})
+        db.session.commit()
+    [message] = listed(client, auth_headers, conversation_id)
+    assert message["tool_calls"][0]["arguments"] == {"x": None}
+
+
+@pytest.mark.parametrize("document,value", [
+    ('[]', []), ("null", None), (b'{"a": 1}', {"a": 1}), ('{"big": 1e400}', {"big": float("inf")}),
+    ('"\\ud800"', "\ud800")])
+def test_read_stored_reads_what_the_json_module_reads(document, value):
+    assert read_stored(document) == value
