@@ -88,13 +88,13 @@ def statements_per_request(database_url, token, endpoints):
                       "LOG_LEVEL": "WARNING"})
     sent = []
     counts = {}
+    headers = {"Authorization": f"Bearer {token}"}
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", lambda *_args: sent.append(1))
         client = app.test_client()
         for endpoint, path in endpoints.items():
             if endpoint == "floor":
                 continue
-            headers = {"Authorization": f"Bearer {token}"}
             client.get(path, headers=headers)
             sent.clear()
             answer = client.get(path, headers=headers)

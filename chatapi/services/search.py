@@ -13,6 +13,7 @@ that of the caller's own rows)."""
 import html
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import (ARRAY, Integer, String, any_, bindparam, func, literal_column, or_,
                         select)
@@ -109,17 +110,14 @@ def query(source, dialect, user_id, q, limit, before):
         values["match"] = every_trigram(q)
     if before is not None:
         values["before_created_at"], values["before_id"] = before
-    shape = (source.key, dialect, fts, before is not None, len(q) < TRIGRAM, caseless(q))
-    if shape not in STATEMENTS:
-        STATEMENTS[shape] = statement(source, *shape[1:])
-    return STATEMENTS[shape], values
+    return statement(source, dialect, fts, before is not None, len(q) < TRIGRAM,
+                     caseless(q)), values
 
 
-# query()'s statements by shape, built once: building one costs more CPU than running it.
-STATEMENTS = {}
-
-
+@cache
 def statement(source, dialect, fts, after_cursor, short, needle_is_caseless):
+    """query()'s statement for one shape, built once: building it costs more CPU than running
+    it; its values are bound when it runs."""
     user_id = bindparam("user_id", type_=Integer())
     found = source.hits_query(user_id, owner_index=not fts).where(
         contains_bound(source.text, dialect, needle_is_caseless,
@@ -150,16 +148,15 @@ def in_owners_conversations(user_id):
 
 
 def fts_is_worth_it(source, q):
-    if source.key not in FTS_PROBES:
-        FTS_PROBES[source.key] = select(func.count()).select_from(source.fts_rows(
-            bindparam("match", type_=String())).limit(FTS_MATCHES_WORTH_IT).subquery())
-    probe = FTS_PROBES[source.key]
     return db.session.connection().execute(
-        probe, {"match": every_trigram(q)}).scalar() < FTS_MATCHES_WORTH_IT
+        fts_probe(source), {"match": every_trigram(q)}).scalar() < FTS_MATCHES_WORTH_IT
 
 
-# fts_is_worth_it()'s count of a source's matches (up to FTS_MATCHES_WORTH_IT), built once.
-FTS_PROBES = {}
+@cache
+def fts_probe(source):
+    """The count of `source`'s FTS5 matches, up to FTS_MATCHES_WORTH_IT, built once."""
+    return select(func.count()).select_from(source.fts_rows(
+        bindparam("match", type_=String())).limit(FTS_MATCHES_WORTH_IT).subquery())
 
 
 def item(hit, q, dialect):
