@@ -114,6 +114,7 @@ def register_extensions(app):
             sqlite_writes.one_writer_at_a_time(db.engine, SQLITE_BUSY_SECONDS)
         elif db.engine.dialect.driver == "psycopg":
             postgres.bound_statements(db.engine, app.config["DB_STATEMENT_TIMEOUT"])
+            postgres.ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE"])
 
 
 def vary_by_origin(response):

@@ -131,7 +131,9 @@ def engine_options(config):
             "pool_timeout": config["DB_POOL_TIMEOUT"], **shared}
     if url.startswith("sqlite"):
         return {**pool, "connect_args": {"timeout": 5}}
-    return {**pool, "pool_pre_ping": True,
+    # Last in, first out: under light load a few connections stay warm (postgres.py skips
+    # their ping) and the rest age out of use.
+    return {**pool, "pool_use_lifo": True,
             "connect_args": {"connect_timeout": config["DB_CONNECT_TIMEOUT"]}}
 
 
@@ -170,6 +172,7 @@ class Config:
             "DB_CONNECT_TIMEOUT": env_int("DB_CONNECT_TIMEOUT", 5),
             "DB_POOL_TIMEOUT": env_float("DB_POOL_TIMEOUT", 30.0),
             "DB_STATEMENT_TIMEOUT": env_float("DB_STATEMENT_TIMEOUT", 10.0),
+            "DB_PING_AFTER_IDLE": env_float("DB_PING_AFTER_IDLE", 1.0),
             "JWT_SECRET_KEY": env_str("JWT_SECRET_KEY"),
             "JWT_ACCESS_TOKEN_EXPIRES_SECONDS": env_int("JWT_ACCESS_TOKEN_EXPIRES", 86400),
             "JWT_REFRESH_TOKEN_EXPIRES_SECONDS": env_int("JWT_REFRESH_TOKEN_EXPIRES", 30 * 86400),

@@ -8,10 +8,16 @@ byte, so TCP keepalives and `tcp_user_timeout` see nothing wrong. Every exchange
 server (statements, commits, pool pings) therefore gets a deadline on the client side too, and
 a connection whose deadline passed is closed, so the pool throws it away: whatever the server
 sent later would be read as the answer to the next statement. The connection itself is bounded
-by libpq's `connect_timeout` (DB_CONNECT_TIMEOUT), startup handshake included."""
+by libpq's `connect_timeout` (DB_CONNECT_TIMEOUT), startup handshake included.
+
+A pooled connection is pinged before use only when it has sat idle in the pool for
+DB_PING_AFTER_IDLE seconds: one that came back a moment ago (its reset, a ROLLBACK, answered
+then) is handed out as it is, which spares a round trip on each request of a busy worker."""
+import time
+
 import psycopg
 from psycopg import errors
-from sqlalchemy import event
+from sqlalchemy import event, exc
 
 # What the client gives a live server, beyond statement_timeout, to report its own cancel.
 SERVER_CANCEL_GRACE = 1.0
@@ -49,3 +55,26 @@ def bound_statements(engine, statement_timeout):
         connection = BoundedConnection.connect(*cargs, **cparams)
         connection.answer_timeout = answer_timeout(statement_timeout)
         return connection
+
+
+def ping_after_idle(engine, idle_seconds):
+    """Ping each connection `engine`'s pool hands out after it sat idle for `idle_seconds` (0:
+    every time, as SQLAlchemy's pool_pre_ping does); one found dead is replaced, and every
+    connection pooled before it too (as pool_pre_ping does). A new connection is not pinged."""
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(_dbapi_connection, record):
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.InvalidatePoolError() from error
+            raise

@@ -1,0 +1,115 @@
+"""PostgreSQL's pool pings a connection before handing it out only once it sat idle for
+DB_PING_AFTER_IDLE seconds (chatapi/postgres.py): a connection whose server process died while
+it was idle is replaced before a request uses it, and one used a moment ago costs no ping."""
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from chatapi.extensions import db
+from chatapi.models import User
+from chatapi.models.user import username_key
+from chatapi.services import tokens
+
+from .conftest import bearer
+from .simulator_client import wait_for
+
+pytestmark = pytest.mark.skipif(
+    not make_url(__import__("os").environ.get("DATABASE_URL") or "sqlite://")
+    .drivername.startswith("postgresql"), reason="PostgreSQL's pool (DATABASE_URL)")
+
+
+@pytest.fixture
+def admin(database_url):
+    """A connection of the test's own, outside every app's pool."""
+    url = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        yield conn
+
+
+def signed_in(app):
+    with app.app_context():
+        name = f"pool{id(app)}"
+        user = User(username=name, username_key=username_key(name),
+                    email=f"{name}@example.com", password_hash="x")
+        db.session.add(user)
+        db.session.commit()
+        return bearer(tokens.issue_tokens(user, app.config)["access_token"])
+
+
+def pooled_backend(app):
+    """The server process of the one connection the app's pool holds (requests here come one
+    at a time, so the pool made only one)."""
+    with app.app_context():
+        assert db.engine.pool.checkedin() == 1
+        pid = db.session.scalar(text("SELECT pg_backend_pid()"))
+        db.session.close()
+    return pid
+
+
+def kill(admin, pid):
+    """End the server process behind a pooled connection, as a restart or an idle timeout on
+    the server's side would; back once it is gone."""
+    assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+    assert wait_for(lambda: admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0] == 0,
+        timeout=30)
+
+
+def pings(monkeypatch, app):
+    """A list that grows by one for each ping the app's engine sends."""
+    sent = []
+    with app.app_context():
+        dialect = type(db.engine.dialect)
+    original = dialect.do_ping
+
+    def counted(self, dbapi_connection):
+        sent.append(dbapi_connection)
+        return original(self, dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return sent
+
+
+def test_a_connection_idle_past_the_bound_is_pinged_and_a_dead_one_replaced(
+        make_app, admin, monkeypatch):
+    app = make_app(DB_PING_AFTER_IDLE=0)
+    headers = signed_in(app)
+    client = app.test_client()
+    assert client.get("/api/conversations/", headers=headers).status_code == 200
+    sent = pings(monkeypatch, app)
+    kill(admin, pooled_backend(app))
+    del sent[:]
+
+    listed = client.get("/api/conversations/", headers=headers)
+    assert listed.status_code == 200, listed.get_data(as_text=True)
+    assert listed.json["data"]["items"] == []
+    assert len(sent) == 1  # the dead one; its replacement is new, and not pinged
+
+
+def test_a_connection_back_in_the_pool_within_the_bound_is_not_pinged(make_app, monkeypatch):
+    app = make_app(DB_PING_AFTER_IDLE=3600)
+    headers = signed_in(app)
+    client = app.test_client()
+    sent = pings(monkeypatch, app)
+    for _ in range(3):
+        assert client.get("/api/conversations/", headers=headers).status_code == 200
+    assert sent == []
+
+
+def test_a_connection_that_died_within_the_bound_fails_one_request_then_the_pool_is_new(
+        make_app, admin):
+    """The price of skipping the ping, documented in the README: a server process that died
+    less than DB_PING_AFTER_IDLE after its connection was last used costs the request that
+    meets it a 503 (as during an outage), and the pool drops every connection it held."""
+    app = make_app(DB_PING_AFTER_IDLE=3600)
+    headers = signed_in(app)
+    client = app.test_client()
+    assert client.get("/api/conversations/", headers=headers).status_code == 200
+    kill(admin, pooled_backend(app))
+
+    failed = client.get("/api/conversations/", headers={**headers, "Accept-Language": "en"})
+    assert failed.status_code == 503
+    assert failed.json["error"]["code"] == "upstream_unavailable"
+    assert failed.headers["Retry-After"]
+    assert client.get("/api/conversations/", headers=headers).status_code == 200
