@@ -23,6 +23,7 @@ from .services.answers import Answers
 from .services.quotas import token_meter
 from .services.rate_limits import RateLimiter
 from .services.tokens import revocation_store
+from .sessions import read_without_transactions
 from .tools import default_registry
 from .tools.compute_pool import compute_pool
 
@@ -115,6 +116,7 @@ def register_extensions(app):
         elif db.engine.dialect.driver == "psycopg":
             postgres.bound_statements(db.engine, app.config["DB_STATEMENT_TIMEOUT"])
             postgres.ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE"])
+            read_without_transactions(app, db.engine)
 
 
 def vary_by_origin(response):

@@ -1,9 +1,10 @@
-"""PostgreSQL's pool pings a connection before handing it out only once it sat idle for
-DB_PING_AFTER_IDLE seconds (chatapi/postgres.py): a connection whose server process died while
-it was idle is replaced before a request uses it, and one used a moment ago costs no ping."""
+"""PostgreSQL's connections. The pool pings a connection before handing it out only once it
+sat idle for DB_PING_AFTER_IDLE seconds (chatapi/postgres.py): a connection whose server
+process died while it was idle is replaced before a request uses it, and one used a moment ago
+costs no ping. A GET reads without a transaction (chatapi/sessions.py); writes keep theirs."""
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from chatapi.extensions import db
@@ -113,3 +114,34 @@ def test_a_connection_that_died_within_the_bound_fails_one_request_then_the_pool
     assert failed.json["error"]["code"] == "upstream_unavailable"
     assert failed.headers["Retry-After"]
     assert client.get("/api/conversations/", headers=headers).status_code == 200
+
+
+def test_a_get_reads_without_a_transaction_and_a_write_keeps_its_own(make_app):
+    app = make_app()
+    headers = signed_in(app)
+    client = app.test_client()
+    seen = []
+
+    def record(connection, _cursor, statement, *_args):
+        seen.append((statement.split()[0], connection.connection.dbapi_connection.autocommit))
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/api/conversations/", headers=headers).status_code == 200
+        reads, seen[:] = list(seen), []
+        created = client.post("/api/conversations/", json={"title": "kept"}, headers=headers)
+        assert created.status_code == 201
+        writes, seen[:] = list(seen), []
+        # The same pooled connection, back in its own mode once the write returned it.
+        listed = client.get("/api/conversations/", headers=headers)
+        again = list(seen)
+    finally:
+        with app.app_context():
+            event.remove(db.engine, "before_cursor_execute", record)
+    assert reads and all(autocommit for _, autocommit in reads), reads
+    assert any(verb == "INSERT" for verb, _ in writes)
+    assert not any(autocommit for _, autocommit in writes), writes
+    assert again and all(autocommit for _, autocommit in again), again
+    assert [item["title"] for item in listed.json["data"]["items"]] == ["kept"]
+
