@@ -105,11 +105,13 @@ def statements_per_request(database_url, token, endpoints):
 
 
 def checkout(workdir):
-    """A worktree of BEFORE, with this bench's floor app (its .venv is this project's)."""
+    """A worktree of BEFORE, with this bench's floor app and profiler (its .venv is this
+    project's)."""
     path = Path(workdir) / "before"
     subprocess.run(["git", "worktree", "add", "--detach", str(path), BEFORE], cwd=PROJECT,
                    check=True, capture_output=True, timeout=120)
-    shutil.copy(PROJECT / "bench" / "floor_app.py", path / "bench" / "floor_app.py")
+    for name in ("floor_app.py", "gunicorn_profile.py"):
+        shutil.copy(PROJECT / "bench" / name, path / "bench" / name)
     return path
 
 
@@ -153,9 +155,12 @@ def stage_split(profile_file):
 
 
 async def profiled(side, endpoint, path, token, seconds, workdir):
+    """The stage split from a profile of one client's requests, timed by the worker's CPU: with
+    many at once, a function waiting on the database would count the CPU of every request that
+    ran meanwhile."""
     output = Path(workdir) / f"json-{side.name}-{endpoint}.prof"
     profiling.start(side.worker)
-    await hammer(side.port, path, token, CLIENTS, seconds)
+    await hammer(side.port, path, token, 1, seconds)
     if not profiling.stop(side.worker, side.profile_output):
         return None
     shutil.move(side.profile_output, output)
@@ -176,7 +181,8 @@ async def weigh(env, database_url, workdir, started, log, seconds, rounds=3):
         for name, project in zip(SIDES, (before, PROJECT)):
             output = Path(workdir) / f"worker-{name}.prof"
             master, worker, port = start_service(
-                {**env, "BENCH_PROFILE_OUTPUT": str(output)}, Path(workdir) / f"json-{name}.log",
+                {**env, "BENCH_PROFILE_OUTPUT": str(output), "BENCH_PROFILE_CLOCK": "cpu"},
+                Path(workdir) / f"json-{name}.log",
                 project=project, app=APP)
             started.append(master)
             sides.append(Side(name, master, worker, port, output))
@@ -231,8 +237,8 @@ def markdown(results, meta):
              f"{meta['python']}, database {database}. One gunicorn gevent worker per side, "
              f"{CLIENTS} keep-alive clients, each side in turns; *before* is commit {BEFORE}. "
              "CPU per request: the worker's CPU over the requests it answered (median of "
-             "the rounds); its split by stage is the shares of a cProfile run of the same "
-             "load applied to it.", "",
+             "the rounds); its split by stage is the shares of a cProfile run (timed by the "
+             "worker's CPU, one client) applied to it.", "",
              "| endpoint | side | CPU / request | target | req/s | p50 | p99 | answers per "
              "client, fewest–most | auth | look-ups | query | serialise | framework |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
