@@ -120,11 +120,8 @@ def engine_options(config):
     """A bounded pool per worker: streams hold no connection, so a few serve many streams.
     Database errors leave out the statement's values (password hashes, emails, message
     text), so the traceback logged for a 500 carries none of them."""
-    # Not at module level: see the module's docstring.
-    from .models.json_documents import read_stored
-
     url = config["SQLALCHEMY_DATABASE_URI"]
-    shared = {"hide_parameters": True, "json_deserializer": read_stored}
+    shared = {"hide_parameters": True}
     if url in ("sqlite://", "sqlite:///:memory:"):
         return shared  # one shared in-memory connection (StaticPool)
     pool = {"pool_size": config["DB_POOL_SIZE"], "max_overflow": 0,

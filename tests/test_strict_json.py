@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from chatapi import strict_json
 from chatapi.services.answers import to_json
 
 from .security.test_api4_resource_consumption import body_routes
@@ -157,3 +158,15 @@ def test_what_orjson_refuses_is_written_as_the_json_module_wrote_it(app):
     assert app.json.response({7: "seven"}).json == {"7": "seven"}
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     assert app.json.response({"when": when}).json == {"when": "Fri, 02 Jan 2026 03:04:05 GMT"}
+
+
+@pytest.mark.parametrize("chunk,value", [
+    (b'{"usage": {"total_tokens": 18446744073709551617}}', {"usage": {"total_tokens": 2**64 + 1}}),
+    (b'{"delta": "\\ud800 ok", "n": 1e400}', {"delta": "\ufffd ok", "n": math.inf}),
+    (b'{"delta": "\\ud83d\\ude00", "index": 0}', {"delta": "\U0001F600", "index": 0})])
+def test_a_model_chunk_is_read_as_the_json_module_reads_it(chunk, value):
+    """An integer beyond 64 bits stays whole, a number beyond a double is infinity (as the json
+    module reads it), a lone surrogate is replaced and a pair is its character."""
+    read = strict_json.loads_replacing_surrogates(chunk)
+    assert read == value
+    assert json.dumps(read) == json.dumps(value)
