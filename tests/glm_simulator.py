@@ -48,6 +48,9 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
   requests ignore it. E.g. ``[[title_reply:Rust 所有权]]``, ``[[title_http:500]]``,
   ``[[title_stall:30]]``.
 
+A request's ``max_tokens`` cuts a longer reply after that many chunks (each chunk is a token),
+with ``finish_reason: "length"``, as GLM does (not when the reply calls tools).
+
 Streams send their headers at once, then ``data: <chunk>\\n\\n`` lines and ``data: [DONE]``. Every
 delta has ``role: "assistant"``; only the last chunk has ``finish_reason`` and ``usage``
 (``prompt_tokens`` = characters of all message contents / 4, ``completion_tokens`` = number of
@@ -288,6 +291,10 @@ class Answer:
             self.deltas.append({"tool_calls": self.calls})
         self.deltas = self.deltas or [{"content": ""}]
         default_finish = "tool_calls" if self.calls else "stop"
+        # Each chunk is a token: a reply longer than max_tokens stops there, as GLM's does.
+        limit = body.get("max_tokens")
+        if isinstance(limit, int) and not self.calls and 0 < limit < len(self.deltas):
+            self.deltas, default_finish = self.deltas[:limit], "length"
         self.finish_reason = (None if markers.has("no_finish")
                               else markers.value("finish", default_finish))
         prompt_tokens = math.ceil(sum(len(message_text(m)) for m in messages) / 4)

@@ -234,6 +234,16 @@ def test_finish_reason_can_be_chosen(glm):
     assert ask(glm, "[[finish:sensitive]]").choices[0].finish_reason == "sensitive"
 
 
+def test_max_tokens_cuts_a_longer_reply_with_finish_reason_length(glm):
+    chunks = stream(glm, "[[chunks:5]]", max_tokens=3)
+    assert text_of(chunks) == "w0 w1 w2 " and finish_reasons(chunks)[-1] == "length"
+    assert chunks[-1].usage.completion_tokens == 3
+    whole = ask(glm, "[[chunks:5]] [[delay:100]]", max_tokens=2)
+    assert whole.choices[0].message.content == "w0 w1 " and whole.usage.completion_tokens == 2
+    assert whole.choices[0].finish_reason == "length"
+    assert finish_reasons(stream(glm, "[[chunks:3]]", max_tokens=3))[-1] == "stop"
+
+
 def test_echo_replies_with_the_request_body_as_received(glm, sim):
     chunks = stream(glm, "[[echo]]", temperature=1.0, thinking={"type": "enabled"})
     echoed = json.loads(text_of(chunks))
