@@ -16,8 +16,12 @@ def estimate_tokens(text):
     return math.ceil(len(text or "") / 2)
 
 
+# What json.dumps(value, ensure_ascii=False) writes, without making an encoder for each call.
+WIRE_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def wire_tokens(wire_message):
-    return MESSAGE_OVERHEAD_TOKENS + estimate_tokens(json.dumps(wire_message, ensure_ascii=False))
+    return MESSAGE_OVERHEAD_TOKENS + estimate_tokens(WIRE_JSON(wire_message))
 
 
 def context_tokens(model_figures, model):
