@@ -233,7 +233,8 @@ def summary(runs):
 def markdown(results, meta):
     database = meta["database"]
     figures = results["endpoints"]
-    lines = [f"{meta['date']}, {meta['mode']} run; {meta['nproc']} cores, Python "
+    lines = [f"## JSON endpoints, {database}", "",
+             f"{meta['date']}, {meta['mode']} run; {meta['nproc']} cores, Python "
              f"{meta['python']}, database {database}. One gunicorn gevent worker per side, "
              f"{CLIENTS} keep-alive clients, each side in turns; *before* is commit {BEFORE}. "
              "CPU per request: the worker's CPU over the requests it answered (median of "
