@@ -8,7 +8,8 @@ byte, so TCP keepalives and `tcp_user_timeout` see nothing wrong. Every exchange
 server (statements, commits, pool pings) therefore gets a deadline on the client side too, and
 a connection whose deadline passed is closed, so the pool throws it away: whatever the server
 sent later would be read as the answer to the next statement. The connection itself is bounded
-by libpq's `connect_timeout` (DB_CONNECT_TIMEOUT), startup handshake included.
+by libpq's `connect_timeout` (DB_CONNECT_TIMEOUT), startup handshake included. Each statement
+is planned for its values (PLAN_EACH_TIME).
 
 A pooled connection is pinged before use only when it has sat idle in the pool for
 DB_PING_AFTER_IDLE seconds: one that came back a moment ago (its reset, a ROLLBACK, answered
@@ -21,6 +22,12 @@ from sqlalchemy import event, exc
 
 # What the client gives a live server, beyond statement_timeout, to report its own cancel.
 SERVER_CANCEL_GRACE = 1.0
+# psycopg prepares a statement once it ran five times on a connection, and PostgreSQL then
+# plans it for any values (a generic plan) when that looks no costlier. For the message tree's
+# recursive walk such a plan took 70-80 ms where a plan for the values takes 2 (a branch of
+# 1,000 messages; bench/RESULTS.md): every statement is planned for its values (PostgreSQL
+# >= 12).
+PLAN_EACH_TIME = "-c plan_cache_mode=force_custom_plan"
 
 
 class BoundedConnection(psycopg.Connection):
@@ -42,16 +49,19 @@ def answer_timeout(statement_timeout):
 
 
 def bound_statements(engine, statement_timeout):
-    """Every new connection of `engine` is a BoundedConnection with PostgreSQL's own
-    statement_timeout set; 0 leaves both unbounded (e.g. for a long migration)."""
-    if statement_timeout <= 0:
-        return
+    """Every new connection of `engine` plans each statement for its values (PLAN_EACH_TIME)
+    and is a BoundedConnection with PostgreSQL's own statement_timeout set; 0 leaves both
+    unbounded (e.g. for a long migration)."""
 
     @event.listens_for(engine, "do_connect")
     def connect(_dialect, _record, cargs, cparams):
-        # First, so that a statement_timeout in DATABASE_URL's own `options` wins.
-        cparams["options"] = " ".join(filter(None, [
-            f"-c statement_timeout={round(statement_timeout * 1000)}", cparams.get("options")]))
+        # First, so that settings in DATABASE_URL's own `options` win.
+        timeout = (f"-c statement_timeout={round(statement_timeout * 1000)}"
+                   if statement_timeout > 0 else None)
+        cparams["options"] = " ".join(filter(None, [PLAN_EACH_TIME, timeout,
+                                                    cparams.get("options")]))
+        if timeout is None:
+            return None  # SQLAlchemy connects as usual, with these options
         connection = BoundedConnection.connect(*cargs, **cparams)
         connection.answer_timeout = answer_timeout(statement_timeout)
         return connection

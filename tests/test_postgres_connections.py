@@ -145,3 +145,34 @@ def test_a_get_reads_without_a_transaction_and_a_write_keeps_its_own(make_app):
     assert again and all(autocommit for _, autocommit in again), again
     assert [item["title"] for item in listed.json["data"]["items"]] == ["kept"]
 
+
+
+def test_statements_run_again_and_again_are_planned_for_their_values(make_app):
+    """psycopg prepares a statement after five runs; PostgreSQL would then plan it once for
+    any values, which for the branch walk was 40 times slower (chatapi/postgres.py)."""
+    app = make_app()
+    headers = signed_in(app)
+    client = app.test_client()
+    for _ in range(12):
+        assert client.get("/api/conversations/", headers=headers).status_code == 200
+    with app.app_context():
+        generic, custom = db.session.execute(text(
+            "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) "
+            "FROM pg_prepared_statements")).one()
+        db.session.close()
+    assert custom > 0 and generic == 0, (generic, custom)
+
+
+def test_settings_in_the_databases_url_win(make_app, database_url):
+    url = make_url(database_url).update_query_dict(
+        {"options": "-c plan_cache_mode=auto -c statement_timeout=7s"})
+    app = make_app(SQLALCHEMY_DATABASE_URI=url.render_as_string(hide_password=False))
+    with app.app_context():
+        assert db.session.scalar(text("SHOW plan_cache_mode")) == "auto"
+        assert db.session.scalar(text("SHOW statement_timeout")) == "7s"
+        db.session.close()
+    default = make_app()
+    with default.app_context():
+        assert db.session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+        assert db.session.scalar(text("SHOW statement_timeout")) == "10s"
+        db.session.close()
