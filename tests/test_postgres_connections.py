@@ -176,3 +176,8 @@ def test_settings_in_the_databases_url_win(make_app, database_url):
         assert db.session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
         assert db.session.scalar(text("SHOW statement_timeout")) == "10s"
         db.session.close()
+    unbounded = make_app(DB_STATEMENT_TIMEOUT=0)  # as for a long migration
+    with unbounded.app_context():
+        assert db.session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+        assert db.session.scalar(text("SHOW statement_timeout")) == "0"
+        db.session.close()
