@@ -50,8 +50,8 @@ def answer_timeout(statement_timeout):
 
 def bound_statements(engine, statement_timeout):
     """Every new connection of `engine` plans each statement for its values (PLAN_EACH_TIME)
-    and is a BoundedConnection with PostgreSQL's own statement_timeout set; 0 leaves both
-    unbounded (e.g. for a long migration)."""
+    and is a BoundedConnection with PostgreSQL's own statement_timeout set; a
+    `statement_timeout` of 0 leaves both bounds off (e.g. for a long migration)."""
 
     @event.listens_for(engine, "do_connect")
     def connect(_dialect, _record, cargs, cparams):
