@@ -115,6 +115,7 @@ def register_extensions(app):
             sqlite_writes.one_writer_at_a_time(db.engine, SQLITE_BUSY_SECONDS)
         elif db.engine.dialect.driver == "psycopg":
             postgres.bound_statements(db.engine, app.config["DB_STATEMENT_TIMEOUT"])
+            postgres.plan_each_time(db.engine)
             postgres.ping_after_idle(db.engine, app.config["DB_PING_AFTER_IDLE"])
             read_without_transactions(app, db.engine)
 

@@ -12,8 +12,9 @@ by libpq's `connect_timeout` (DB_CONNECT_TIMEOUT), startup handshake included. E
 is planned for its values (PLAN_EACH_TIME).
 
 A pooled connection is pinged before use only when it has sat idle in the pool for
-DB_PING_AFTER_IDLE seconds: one that came back a moment ago (its reset, a ROLLBACK, answered
-then) is handed out as it is, which spares a round trip on each request of a busy worker."""
+DB_PING_AFTER_IDLE seconds: one checked in a moment ago is handed out as it is, which spares a
+round trip on each request of a busy worker. (Its reset sent nothing: psycopg skips a ROLLBACK
+outside a transaction, so the bound runs from the checkin, not from the server's last word.)"""
 import time
 
 import psycopg
@@ -25,9 +26,9 @@ SERVER_CANCEL_GRACE = 1.0
 # psycopg prepares a statement once it ran five times on a connection, and PostgreSQL then
 # plans it for any values (a generic plan) when that looks no costlier. For the message tree's
 # recursive walk such a plan took 70-80 ms where a plan for the values takes 2 (a branch of
-# 1,000 messages; bench/RESULTS.md): every statement is planned for its values (PostgreSQL
-# >= 12).
-PLAN_EACH_TIME = "-c plan_cache_mode=force_custom_plan"
+# 1,000 messages; bench/RESULTS.md): each statement is planned for its values.
+PLAN_EACH_TIME = ("SELECT set_config('plan_cache_mode', 'force_custom_plan', false) "
+                  "FROM pg_settings WHERE name = 'plan_cache_mode' AND source = 'default'")
 
 
 class BoundedConnection(psycopg.Connection):
@@ -49,22 +50,32 @@ def answer_timeout(statement_timeout):
 
 
 def bound_statements(engine, statement_timeout):
-    """Every new connection of `engine` plans each statement for its values (PLAN_EACH_TIME)
-    and is a BoundedConnection with PostgreSQL's own statement_timeout set; a
-    `statement_timeout` of 0 leaves both bounds off (e.g. for a long migration)."""
+    """Every new connection of `engine` is a BoundedConnection with PostgreSQL's own
+    statement_timeout set; 0 leaves both unbounded (e.g. for a long migration)."""
+    if statement_timeout <= 0:
+        return
 
     @event.listens_for(engine, "do_connect")
     def connect(_dialect, _record, cargs, cparams):
-        # First, so that settings in DATABASE_URL's own `options` win.
-        timeout = (f"-c statement_timeout={round(statement_timeout * 1000)}"
-                   if statement_timeout > 0 else None)
-        cparams["options"] = " ".join(filter(None, [PLAN_EACH_TIME, timeout,
-                                                    cparams.get("options")]))
-        if timeout is None:
-            return None  # SQLAlchemy connects as usual, with these options
+        # First, so that a statement_timeout in DATABASE_URL's own `options` wins.
+        cparams["options"] = " ".join(filter(None, [
+            f"-c statement_timeout={round(statement_timeout * 1000)}", cparams.get("options")]))
         connection = BoundedConnection.connect(*cargs, **cparams)
         connection.answer_timeout = answer_timeout(statement_timeout)
         return connection
+
+
+def plan_each_time(engine):
+    """Every new connection of `engine` plans each statement for its values, unless
+    plan_cache_mode was set anywhere else (DATABASE_URL's `options`, PGOPTIONS, the database,
+    the role, the server's configuration). One statement per new connection; on a server
+    without the setting (PostgreSQL before 12) it changes nothing."""
+
+    @event.listens_for(engine, "connect")
+    def connected(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(PLAN_EACH_TIME)
+        dbapi_connection.commit()
 
 
 def ping_after_idle(engine, idle_seconds):

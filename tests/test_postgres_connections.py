@@ -176,8 +176,21 @@ def test_settings_in_the_databases_url_win(make_app, database_url):
         assert db.session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
         assert db.session.scalar(text("SHOW statement_timeout")) == "10s"
         db.session.close()
-    unbounded = make_app(DB_STATEMENT_TIMEOUT=0)  # as for a long migration
+
+
+def test_without_a_statement_timeout_pgoptions_still_apply(make_app, monkeypatch):
+    """DB_STATEMENT_TIMEOUT=0 (as for a long migration) sends no `options`, so libpq's own
+    PGOPTIONS apply, plan_cache_mode included; without it, statements are planned each time."""
+    monkeypatch.setenv("PGOPTIONS", "-c plan_cache_mode=auto -c lock_timeout=3s")
+    chosen = make_app(DB_STATEMENT_TIMEOUT=0)
+    with chosen.app_context():
+        assert db.session.scalar(text("SHOW plan_cache_mode")) == "auto"
+        assert db.session.scalar(text("SHOW lock_timeout")) == "3s"
+        assert db.session.scalar(text("SHOW statement_timeout")) == "0"
+        db.session.close()
+        db.engine.dispose()
+    monkeypatch.delenv("PGOPTIONS")
+    unbounded = make_app(DB_STATEMENT_TIMEOUT=0)
     with unbounded.app_context():
         assert db.session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
-        assert db.session.scalar(text("SHOW statement_timeout")) == "0"
         db.session.close()
