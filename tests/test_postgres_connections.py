@@ -146,7 +146,6 @@ def test_a_get_reads_without_a_transaction_and_a_write_keeps_its_own(make_app):
     assert [item["title"] for item in listed.json["data"]["items"]] == ["kept"]
 
 
-
 def test_statements_run_again_and_again_are_planned_for_their_values(make_app):
     """psycopg prepares a statement after five runs; PostgreSQL would then plan it once for
     any values, which for the branch walk was 40 times slower (chatapi/postgres.py)."""
