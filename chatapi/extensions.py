@@ -47,8 +47,8 @@ class EnvelopedApi(Api):
 
 # Objects keep their values after commit: a view dumps what it just wrote without a second
 # SELECT per object.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False,
-                                                  "class_": RequestSession})
+db = SQLAlchemy(model_class=Base,
+                session_options={"expire_on_commit": False, "class_": RequestSession})
 migrate = Migrate()
 jwt = JWTManager()
 api = EnvelopedApi()

@@ -61,4 +61,3 @@ def test_a_nan_token_in_an_older_sqlite_row_still_lists(app, client, auth_header
         db.session.commit()
     [message] = listed(client, auth_headers, conversation_id)
     assert message["tool_calls"][0]["arguments"] == {"x": None}
-
