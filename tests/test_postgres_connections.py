@@ -2,6 +2,8 @@
 sat idle for DB_PING_AFTER_IDLE seconds (chatapi/postgres.py): a connection whose server
 process died while it was idle is replaced before a request uses it, and one used a moment ago
 costs no ping. A GET reads without a transaction (chatapi/sessions.py); writes keep theirs."""
+import os
+
 import psycopg
 import pytest
 from sqlalchemy import event, text
@@ -16,8 +18,8 @@ from .conftest import bearer
 from .simulator_client import wait_for
 
 pytestmark = pytest.mark.skipif(
-    not make_url(__import__("os").environ.get("DATABASE_URL") or "sqlite://")
-    .drivername.startswith("postgresql"), reason="PostgreSQL's pool (DATABASE_URL)")
+    not make_url(os.environ.get("DATABASE_URL") or "sqlite://").drivername.startswith(
+        "postgresql"), reason="PostgreSQL's pool (DATABASE_URL)")
 
 
 @pytest.fixture
