@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 from zhipuai import ZhipuAI
+from zhipuai.core._constants import RAW_RESPONSE_HEADER
 from zhipuai.core._errors import (APIAuthenticationError, APIConnectionError,
                                   APIReachLimitError, APIServerFlowExceedError, APIStatusError,
                                   APITimeoutError, ZhipuAIError)
@@ -15,6 +16,10 @@ from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .glm_transport import GLMTransport
 
 log = logging.getLogger(__name__)
+
+# Asks the SDK for the HTTP response as it came, unparsed (the header also goes to GLM, which
+# ignores it, as OpenAI's API does the same header of the SDKs it shares its code with).
+UNPARSED = {RAW_RESPONSE_HEADER: "true"}
 
 
 def provider_details(error):
@@ -106,22 +111,19 @@ class GLMClient:
 
     def complete(self, *, model, messages, temperature, max_tokens, timeout):
         """A whole completion without thinking or tools: (its text, its usage as the provider
-        reported it, or None)."""
+        reported it, or None). The SDK makes the request and raises its errors; the answer is
+        read here from its HTTP response, unparsed by the SDK (its raw-response header): the
+        SDK's parse makes a pydantic TypeAdapter per field and call, twice the CPU of the
+        rest of the call (a title per conversation). The messages go as in stream_chat."""
         try:
             answer = self.sdk.chat.completions.create(
-                model=model, messages=messages, stream=False, temperature=temperature,
-                max_tokens=max_tokens, thinking={"type": "disabled"}, timeout=timeout)
+                model=model, messages=None, stream=False, temperature=temperature,
+                max_tokens=max_tokens, thinking={"type": "disabled"}, timeout=timeout,
+                extra_headers=UNPARSED, extra_body={"messages": messages})
+            body = answer.http_response.content
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
-        try:
-            text = answer.choices[0].message.content or ""
-            reported = answer.usage
-        except (AttributeError, IndexError, TypeError) as error:
-            raise UpstreamError(details={"provider_error": "malformed completion"}) from error
-        usage = None if reported is None else {
-            key: int(getattr(reported, key, 0) or 0)
-            for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
-        return text, usage
+        return completion_of(body)
 
     def web_search(self, query, count, timeout):
         try:
@@ -133,6 +135,19 @@ class GLMClient:
         return [{"title": item.title, "url": item.link, "snippet": item.content,
                  "published": item.publish_date}
                 for item in (answer.search_result or [])][:count]
+
+
+def completion_of(body):
+    """(the text, the usage or None) of a completion's JSON body; 502 for any other shape."""
+    try:
+        completion = strict_json.loads_replacing_surrogates(body)
+        text = completion["choices"][0]["message"]["content"] or ""
+        if not isinstance(text, str):
+            raise TypeError("content is no text")
+        usage = None if completion.get("usage") is None else usage_of(completion)
+    except (ValueError, LookupError, AttributeError, TypeError, RecursionError) as error:
+        raise UpstreamError(details={"provider_error": "malformed completion"}) from error
+    return text, usage
 
 
 @dataclass(frozen=True)

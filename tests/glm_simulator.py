@@ -37,7 +37,8 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
 - ``[[stream_error:N]]``: after N chunks, an error object inside the stream
   (``data: {"error": {"code": "1301", ...}}``) and the end of the stream.
 - ``[[malformed_chunk]]``: the stream opens with a chunk of valid JSON shaped otherwise than
-  GLM's (``"choices": ["not an object"]``), as a broken provider or proxy might send.
+  GLM's (``"choices": ["not an object"]``), as a broken provider or proxy might send;
+  non-streaming: the answer's body is that object.
 - ``[[no_finish]]``: the stream ends with ``[DONE]`` but no chunk has a finish_reason or usage
   (non-streaming: ``finish_reason: null``).
 - ``[[echo]]``: the reply text is the request body received, as one line of JSON.
@@ -408,6 +409,8 @@ class Simulator:
             raise ClientGone("client hung up")
         if markers.value("drop", None, int) is not None:
             connection.drop()
+        if markers.has("malformed_chunk"):
+            return json_response(start_response, 200, {"choices": ["not an object"]})
         choice = {"index": 0, "finish_reason": answer.finish_reason, "message": answer.message()}
         record["usage"] = answer.usage
         return json_response(start_response, 200, {**header, "request_id": header["id"],

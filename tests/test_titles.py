@@ -136,19 +136,27 @@ def parse_followed(response):
     return [(kind, data) for kind, data, _id in read_until([body.encode()], "done")]
 
 
+@pytest.mark.parametrize("failure", ["[[title_http:500]]", "[[title_malformed_chunk]]"])
 def test_a_failing_title_call_leaves_the_automatic_title_and_the_answer_whole(
-        titled, auth_headers, user, glm_simulator, caplog):
+        titled, auth_headers, user, glm_simulator, caplog, failure):
     caplog.set_level(logging.INFO, logger="chatapi.services.titles")
     conversation = new_conversation(titled, auth_headers)
-    events = stream(titled, auth_headers, conversation["id"],
-                    "Plan a trip to Kyoto [[title_http:500]]")
+    events = stream(titled, auth_headers, conversation["id"], f"Plan a trip to Kyoto {failure}")
     assert [kind for kind, _ in events] == ["start", "text", "text", "text", "done"]
     assert events[-1][1]["assistant_message"]["status"] == "completed"
-    assert logged(caplog, f"no title for conversation {conversation['id']}")
+    assert logged(caplog, f"no title for conversation {conversation['id']}: UpstreamError")
     assert conversation_row(conversation["id"]).title == automatic_title(
-        "Plan a trip to Kyoto [[title_http:500]]")
+        f"Plan a trip to Kyoto {failure}")
     # A refused call costs nothing: the answer's row only.
     assert [row.model for row in usage_rows(user.id)] == ["glm-5"]
+
+
+def test_a_lone_surrogate_in_the_title_the_model_wrote_is_replaced(
+        titled, auth_headers, glm_simulator):
+    conversation = new_conversation(titled, auth_headers)
+    assert send(titled, auth_headers, conversation["id"],
+                "hi [[title_reply:Kyoto]][[title_lone_surrogate]]").status_code == 201
+    assert title_becomes(conversation["id"], "Kyoto\ufffd")
 
 
 def test_a_slow_title_call_does_not_delay_the_answer_and_lands_after_it(

@@ -9,7 +9,7 @@ import re
 import threading
 import unicodedata
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from ..errors import ApiError
 from ..extensions import db
@@ -96,6 +96,16 @@ def make(app, exchange, glm, meter):
             ("title", {"conversation_id": exchange.conversation_id, "title": title}))
 
 
+CONVERSATIONS = Conversation.__table__
+# Built once: every conversation's first answer runs it.
+TITLE_IF_AUTOMATIC = (
+    update(CONVERSATIONS)
+    .where(CONVERSATIONS.c.id == bindparam("conversation_id"),
+           CONVERSATIONS.c.title_by_user.is_(False),
+           CONVERSATIONS.c.title == bindparam("automatic_title"))
+    .values(title=bindparam("title"), updated_at=CONVERSATIONS.c.updated_at))
+
+
 def store(exchange, title, call, meter):
     """Count the call; set the title while the automatic one is still there (not renamed, not
     deleted since). Not activity: `updated_at` stays. True when the title was set."""
@@ -104,13 +114,9 @@ def store(exchange, title, call, meter):
     meter.add(exchange.user_id, spent)
     replaced = False
     if title is not None:
-        result = db.session.execute(
-            update(Conversation)
-            .where(Conversation.id == exchange.conversation_id,
-                   Conversation.title_by_user.is_(False),
-                   Conversation.title == exchange.automatic_title)
-            .values(title=title, updated_at=Conversation.updated_at)
-            .execution_options(synchronize_session=False))
+        result = db.session.connection().execute(TITLE_IF_AUTOMATIC, {
+            "conversation_id": exchange.conversation_id,
+            "automatic_title": exchange.automatic_title, "title": title})
         replaced = result.rowcount == 1
     db.session.commit()
     meter.added(exchange.user_id, spent)

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import bindparam, distinct, func, select
 
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -60,13 +60,15 @@ def record(exchange, account_known=False):
 
 
 INSERT_USAGE = UsageRecord.__table__.insert()
+ACCOUNT_EXISTS = select(User.id).where(User.id == bindparam("user_id"))
 
 
 def record_calls(user_id, conversation_id, message_id, provider_calls, account_known=False):
     """Add a row for each of the calls that ended to the caller's transaction; what the user
     spent, {day: tokens}."""
     calls = [call for call in provider_calls if call.ended_at is not None]
-    if not calls or (not account_known and db.session.get(User, user_id) is None):
+    if not calls or (not account_known and db.session.connection().execute(
+            ACCOUNT_EXISTS, {"user_id": user_id}).first() is None):
         return {}
     rows = [{"user_id": user_id, "conversation_id": conversation_id,
              "message_id": message_id, "model": call.model,
