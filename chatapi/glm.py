@@ -1,5 +1,6 @@
 """The only importer of zhipuai: one SDK client per worker process, and every SDK or transport
 failure turned into the project's 502/503/504 errors (docs/GLM.md)."""
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 # Asks the SDK for the HTTP response as it came, unparsed (the header also goes to GLM, which
 # ignores it, as OpenAI's API does the same header of the SDKs it shares its code with).
 UNPARSED = {RAW_RESPONSE_HEADER: "true"}
+# Far above any call's tokens (context windows are 200,000 at most): a count past it is no
+# answer of GLM's, and a call's counts are stored in 32-bit columns (usage_records).
+MAX_REPORTED_TOKENS = 10_000_000
 
 
 def provider_details(error):
@@ -140,7 +144,8 @@ class GLMClient:
 def completion_of(body):
     """(the text, the usage or None) of a completion's JSON body; 502 for any other shape."""
     try:
-        completion = strict_json.loads_replacing_surrogates(body)
+        # Not strict: a title is cleaned of what is not text (cleaned() drops a lone surrogate).
+        completion = json.loads(body)
         text = completion["choices"][0]["message"]["content"] or ""
         if not isinstance(text, str):
             raise TypeError("content is no text")
@@ -258,7 +263,7 @@ def chunks_of(response):
             return
         try:
             chunk = strict_json.loads_replacing_surrogates(data)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise UpstreamError(details={"provider_error": "unreadable stream chunk"}) from error
         if isinstance(chunk, dict) and (chunk.get("error") or event == b"error"):
             error = chunk.get("error") if isinstance(chunk.get("error"), dict) else {}
@@ -281,6 +286,15 @@ def merge_tool_call_fragment(calls, fragment):
 
 
 def usage_of(chunk):
+    """The counts of a chunk's or completion's `usage`; ValueError or TypeError for a count
+    that is no whole number from 0 to MAX_REPORTED_TOKENS."""
     usage = chunk.get("usage") or {}
-    return {key: int(usage.get(key) or 0)
-            for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    counts = {}
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        try:
+            counts[key] = int(usage.get(key) or 0)
+        except OverflowError as error:  # Infinity, which Python's JSON parser reads
+            raise ValueError(f"{key} is no count") from error
+        if not 0 <= counts[key] <= MAX_REPORTED_TOKENS:
+            raise ValueError(f"{key} is out of range")
+    return counts

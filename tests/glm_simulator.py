@@ -39,6 +39,8 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
 - ``[[malformed_chunk]]``: the stream opens with a chunk of valid JSON shaped otherwise than
   GLM's (``"choices": ["not an object"]``), as a broken provider or proxy might send;
   non-streaming: the answer's body is that object.
+- ``[[usage_total:NUMBER]]``: the usage's ``total_tokens`` is NUMBER as written in the JSON
+  (``1e400``, which Python reads as Infinity; ``99999999999``).
 - ``[[no_finish]]``: the stream ends with ``[DONE]`` but no chunk has a finish_reason or usage
   (non-streaming: ``finish_reason: null``).
 - ``[[echo]]``: the reply text is the request body received, as one line of JSON.
@@ -167,9 +169,20 @@ class Connection:
         raise ClientGone("simulated drop")
 
 
+class RawNumber:
+    """A number written into the JSON as given (json.dumps cannot write 1e400)."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+RAW_NUMBER = re.compile(rb'"\\u0000raw:([^"]*)"')
+
+
 def wire_json(value):
     """UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate) written as its \\u escape."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    text = json.dumps(value, ensure_ascii=False, default=lambda raw: "\0raw:" + raw.text)
+    return RAW_NUMBER.sub(rb"\1", text.encode("utf-8", "backslashreplace"))
 
 
 def json_response(start_response, status, payload):
@@ -301,6 +314,8 @@ class Answer:
         prompt_tokens = math.ceil(sum(len(message_text(m)) for m in messages) / 4)
         self.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(self.deltas),
                       "total_tokens": prompt_tokens + len(self.deltas)}
+        if markers.value("usage_total") is not None:
+            self.usage["total_tokens"] = RawNumber(markers.value("usage_total"))
 
     def joined(self, field):
         return "".join(delta.get(field, "") for delta in self.deltas) or None

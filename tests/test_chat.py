@@ -259,6 +259,21 @@ def test_a_stream_without_finish_reason_is_an_error(chat, auth_headers, conversa
     assert response.json["data"]["assistant_message"]["status"] == "error"
 
 
+@pytest.mark.parametrize("marker", ["[[malformed_chunk]]", "[[usage_total:1e400]]",
+                                    "[[usage_total:99999999999]]", "[[usage_total:-1]]"])
+def test_a_chunk_shaped_otherwise_than_glms_ends_the_answer_with_a_502(
+        chat, auth_headers, conversation, marker):
+    """Infinity (1e400 to Python's JSON parser), a count past any call's or a negative one
+    included: the counts go into 32-bit columns and the user's quota."""
+    conv = conversation()
+    response = send(chat, auth_headers, conv["id"], f"[[chunks:3]]{marker}")
+    assert response.status_code == 502
+    assert response.json["error"]["code"] == "upstream_error"
+    assert response.json["error"]["details"]["provider_error"] == "malformed stream chunk"
+    assert response.json["data"]["assistant_message"]["status"] == "error"
+    assert [m.status for m in stored(conv["id"])] == ["completed", "error"]
+
+
 def test_the_length_limit_leaves_an_incomplete_answer(chat, auth_headers, conversation):
     response = send(chat, auth_headers, conversation()["id"], "[[finish:length]]")
     answer = response.json["data"]["assistant_message"]

@@ -136,7 +136,8 @@ def parse_followed(response):
     return [(kind, data) for kind, data, _id in read_until([body.encode()], "done")]
 
 
-@pytest.mark.parametrize("failure", ["[[title_http:500]]", "[[title_malformed_chunk]]"])
+@pytest.mark.parametrize("failure", ["[[title_http:500]]", "[[title_malformed_chunk]]",
+                                     "[[title_usage_total:1e400]]"])
 def test_a_failing_title_call_leaves_the_automatic_title_and_the_answer_whole(
         titled, auth_headers, user, glm_simulator, caplog, failure):
     caplog.set_level(logging.INFO, logger="chatapi.services.titles")
@@ -151,12 +152,12 @@ def test_a_failing_title_call_leaves_the_automatic_title_and_the_answer_whole(
     assert [row.model for row in usage_rows(user.id)] == ["glm-5"]
 
 
-def test_a_lone_surrogate_in_the_title_the_model_wrote_is_replaced(
+def test_a_lone_surrogate_in_the_title_the_model_wrote_is_dropped(
         titled, auth_headers, glm_simulator):
     conversation = new_conversation(titled, auth_headers)
     assert send(titled, auth_headers, conversation["id"],
                 "hi [[title_reply:Kyoto]][[title_lone_surrogate]]").status_code == 201
-    assert title_becomes(conversation["id"], "Kyoto\ufffd")
+    assert title_becomes(conversation["id"], "Kyoto")
 
 
 def test_a_slow_title_call_does_not_delay_the_answer_and_lands_after_it(
