@@ -8,8 +8,7 @@ from flask_cors import CORS
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import (apidocs, cli, errors, http, postgres, security_headers, sqlite_writes, strict_json,
-               web)
+from . import apidocs, cli, errors, http, postgres, sqlite_writes, strict_json, web
 from .api import register_blueprints, security
 from .config import INSTANCE_PATH, NOTICES_SAID, VERSION, Config, derive
 from .glm import GLMClient
@@ -55,7 +54,6 @@ def create_app(config=None):
     web.init_app(app)
     errors.register_error_handlers(app)
     http.init_app(app)
-    security_headers.init_app(app)
     cli.init_app(app)
     return app
 

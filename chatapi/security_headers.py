@@ -2,7 +2,8 @@
 sniffed into HTML, framed, sent as a referrer, run as a page or kept in a cache. The pages the
 service serves, the API docs (chatapi/apidocs) and the web client (chatapi/web), set a
 Content-Security-Policy and Cache-Control of their own; every other response gets
-`default-src 'none'` and `no-store`."""
+`default-src 'none'` and `no-store`. Applied to each answer's header list by
+chatapi/http.RequestPlumbing."""
 
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -10,18 +11,20 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+# Set whatever the view said; the others only where the view said nothing.
+FORCED = {name.lower(): value for name, value in HEADERS.items()
+          if name != "Content-Security-Policy"}
+DEFAULTS = (("Content-Security-Policy", HEADERS["Content-Security-Policy"]),
+            # Answers carry one user's data. The event stream keeps its `Cache-Control:
+            # no-cache` (docs/API.md §4), which already forbids serving it from a cache.
+            ("Cache-Control", "no-store"))
 
 
-def add_security_headers(response):
-    policy = response.headers.get("Content-Security-Policy")
-    response.headers.update(HEADERS)
-    if policy:
-        response.headers["Content-Security-Policy"] = policy
-    # Answers carry one user's data. The event stream keeps its `Cache-Control: no-cache`
-    # (docs/API.md §4), which already forbids serving it from a cache.
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-def init_app(app):
-    app.after_request(add_security_headers)
+def secured(headers):
+    """A WSGI header list with the security headers in it (a new list)."""
+    names = {name.lower() for name, _value in headers}
+    kept = ([(name, value) for name, value in headers if name.lower() not in FORCED]
+            if not names.isdisjoint(FORCED) else list(headers))
+    kept.extend((name, value) for name, value in HEADERS.items() if name.lower() in FORCED)
+    kept.extend((name, value) for name, value in DEFAULTS if name.lower() not in names)
+    return kept
