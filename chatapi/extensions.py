@@ -1,6 +1,5 @@
 """Extension objects, unbound: the factory binds them to an app."""
 from flask import current_app, json
-from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -9,6 +8,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from .schemas.envelope import ErrorEnvelopeSchema
 from .sessions import RequestSession
+from .token_manager import OneParseJWTManager
 
 
 class Base(DeclarativeBase):
@@ -50,5 +50,5 @@ class EnvelopedApi(Api):
 db = SQLAlchemy(model_class=Base,
                 session_options={"expire_on_commit": False, "class_": RequestSession})
 migrate = Migrate()
-jwt = JWTManager()
+jwt = OneParseJWTManager()
 api = EnvelopedApi()

@@ -4,7 +4,6 @@ check a token need the services, those that refuse one answer the envelope of er
 only this layer may use both (errors.py sits below the services)."""
 from flask import current_app, request
 from flask_jwt_extended import jwt_required
-from flask_jwt_extended.exceptions import JWTDecodeError
 from .blueprint import Blueprint
 
 from ..errors import error_response
@@ -28,16 +27,6 @@ def public(view):
 
 def revocations():
     return current_app.extensions["chatapi.revocations"]
-
-
-def key_for_well_formed_claims(_header, unverified_claims):
-    """The one hook that sees every token's claims as sent (for a request and for logout's
-    `refresh_token` alike), before flask-jwt-extended fills in a missing `type` as "access"
-    and a missing `jti` as None. A token shaped otherwise than issued is refused here, as
-    invalid (401); one shaped right still has its signature checked after this."""
-    if not tokens.well_formed(unverified_claims):
-        raise JWTDecodeError("claims not as issued")
-    return current_app.config["JWT_SECRET_KEY"]
 
 
 def token_is_revoked(_header, claims):
@@ -64,7 +53,9 @@ def caller(claims):
 
 
 def register_jwt_callbacks(jwt):
-    jwt.decode_key_loader(key_for_well_formed_claims)
+    # Every token's claims as sent (for a request and for logout's `refresh_token` alike),
+    # verified, before a missing `type` is taken for "access" and a missing `jti` for None.
+    jwt.claims_check_loader(tokens.well_formed)
     jwt.token_in_blocklist_loader(token_is_revoked)
     jwt.user_lookup_loader(load_active_user)
     # Token failures, each answered with the envelope.
