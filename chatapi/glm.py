@@ -18,8 +18,8 @@ from .glm_transport import GLMTransport
 
 log = logging.getLogger(__name__)
 
-# Asks the SDK for the HTTP response as it came, unparsed (the header also goes to GLM, which
-# ignores it, as OpenAI's API does the same header of the SDKs it shares its code with).
+# Asks the SDK for the HTTP response as it came, unparsed (the header also reaches GLM, which
+# ignores it).
 UNPARSED = {RAW_RESPONSE_HEADER: "true"}
 # Far above any call's tokens (context windows are 200,000 at most): a count past it is no
 # answer of GLM's, and a call's counts are stored in 32-bit columns (usage_records).
@@ -117,8 +117,8 @@ class GLMClient:
         """A whole completion without thinking or tools: (its text, its usage as the provider
         reported it, or None). The SDK makes the request and raises its errors; the answer is
         read here from its HTTP response, unparsed by the SDK (its raw-response header): the
-        SDK's parse makes a pydantic TypeAdapter per field and call, twice the CPU of the
-        rest of the call (a title per conversation). The messages go as in stream_chat."""
+        SDK's parse makes a pydantic TypeAdapter per field and call, a third of the call's CPU
+        (a title per conversation). The messages go as in stream_chat."""
         try:
             answer = self.sdk.chat.completions.create(
                 model=model, messages=None, stream=False, temperature=temperature,
