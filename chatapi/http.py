@@ -1,6 +1,6 @@
 """Per-request plumbing: request ids, the security headers, the one access-log line per
 request, and the limits on a request's head. The first three are a WSGI middleware around the
-whole app (every answer gets them, errors included), working on the raw environ and header
+whole app (every answer gets them, errors included), working on the raw WSGI environ and header
 list: as Flask hooks reading `request`, `g` and werkzeug's Headers they cost a fifth of the
 CPU of the cheapest authenticated request."""
 import logging
@@ -22,7 +22,7 @@ CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # bidirectional overrides; the backslash too, so that an escape in the log is always ours.
 UNPRINTABLE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f"
                          "\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
-# The environ's keys of header fields that are not HTTP_* (werkzeug's EnvironHeaders).
+# The WSGI environ's keys of header fields that are not HTTP_* (werkzeug's EnvironHeaders).
 BARE_HEADERS = ("CONTENT_TYPE", "CONTENT_LENGTH")
 
 
@@ -33,14 +33,14 @@ def printable(text):
                            text)
 
 
-def request_id_of(environ):
-    given = environ.get("HTTP_X_REQUEST_ID", "")
+def request_id_of(wsgi_environ):
+    given = wsgi_environ.get("HTTP_X_REQUEST_ID", "")
     return given if CLIENT_REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-def path_of(environ):
+def path_of(wsgi_environ):
     """The path as Flask's `request.path` reads it: PATH_INFO's bytes as UTF-8."""
-    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    path = wsgi_environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
     return "/" + path.lstrip("/")
 
 
@@ -52,9 +52,9 @@ class RequestPlumbing:
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
 
-    def __call__(self, environ, start_response):
+    def __call__(self, wsgi_environ, start_response):
         started = time.perf_counter()
-        request_id = request_id_of(environ)
+        request_id = request_id_of(wsgi_environ)
 
         def start(status, headers, exc_info=None):
             headers = secured(headers)
@@ -63,19 +63,19 @@ class RequestPlumbing:
                 # The client chose the method and path: written escaped, they cannot start a
                 # line of their own.
                 log.info("%s %s %s %.1fms request_id=%s",
-                         printable(environ.get("REQUEST_METHOD", "")),
-                         printable(path_of(environ)), status.split(" ", 1)[0],
+                         printable(wsgi_environ.get("REQUEST_METHOD", "")),
+                         printable(path_of(wsgi_environ)), status.split(" ", 1)[0],
                          (time.perf_counter() - started) * 1000, request_id)
             return start_response(status, headers, exc_info)
 
-        return self.wsgi_app(environ, start)
+        return self.wsgi_app(wsgi_environ, start)
 
 
-def head_length(environ):
-    """The header fields' size as sent (`Name: value` and CRLF), from the environ as werkzeug's
-    EnvironHeaders reads it, without building its names."""
+def head_length(wsgi_environ):
+    """The header fields' size as sent (`Name: value` and CRLF), from the WSGI environ as
+    werkzeug's EnvironHeaders reads it, without building its names."""
     length = 0
-    for key, value in environ.items():
+    for key, value in wsgi_environ.items():
         if key.startswith("HTTP_"):
             if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
                 length += len(key) - 5 + len(value) + 4
@@ -87,11 +87,11 @@ def head_length(environ):
 def refuse_oversized_head():
     """Refused before anything reads them: gunicorn's own limits are set above these
     (gunicorn.conf.py), so that the client gets the envelope rather than gunicorn's page."""
-    environ = request.environ
-    target = environ.get("RAW_URI") or request.full_path  # as sent, when gunicorn says
+    wsgi_environ = request.environ
+    target = wsgi_environ.get("RAW_URI") or request.full_path  # as sent, when gunicorn says
     if len(target) > current_app.config["MAX_URL_LENGTH"]:
         raise UriTooLong()
-    if head_length(environ) > current_app.config["MAX_HEADERS_LENGTH"]:
+    if head_length(wsgi_environ) > current_app.config["MAX_HEADERS_LENGTH"]:
         raise HeaderFieldsTooLarge()
 
 
