@@ -146,7 +146,7 @@ def completion_of(body):
     try:
         # Not strict: a title is cleaned of what is not text (cleaned() drops a lone surrogate).
         completion = json.loads(body)
-        text = completion["choices"][0]["message"]["content"] or ""
+        text = completion["choices"][0]["message"].get("content") or ""
         if not isinstance(text, str):
             raise TypeError("content is no text")
         usage = None if completion.get("usage") is None else usage_of(completion)
@@ -291,10 +291,11 @@ def usage_of(chunk):
     usage = chunk.get("usage") or {}
     counts = {}
     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        try:
-            counts[key] = int(usage.get(key) or 0)
-        except OverflowError as error:  # Infinity, which Python's JSON parser reads
-            raise ValueError(f"{key} is no count") from error
-        if not 0 <= counts[key] <= MAX_REPORTED_TOKENS:
-            raise ValueError(f"{key} is out of range")
+        count = usage.get(key) or 0
+        # A float only when whole (12.0); not a string, nor true, nor Infinity.
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
+        if type(count) is not int or not 0 <= count <= MAX_REPORTED_TOKENS:
+            raise ValueError(f"{key} is no count from 0 to {MAX_REPORTED_TOKENS}")
+        counts[key] = count
     return counts

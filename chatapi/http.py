@@ -15,7 +15,7 @@ from .security_headers import secured
 
 log = logging.getLogger("chatapi.access")
 
-CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # What a client could use to forge or hide a log line: C0 and C1 controls (newlines, CR, ESC
 # sequences, DEL), line and paragraph separators, and invisible format characters such as the
@@ -35,7 +35,8 @@ def printable(text):
 
 def request_id_of(wsgi_environ):
     given = wsgi_environ.get("HTTP_X_REQUEST_ID", "")
-    return given if CLIENT_REQUEST_ID.match(given) else uuid.uuid4().hex
+    # fullmatch: `$` would let a final newline through, and the list goes to the server as is.
+    return given if CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def path_of(wsgi_environ):

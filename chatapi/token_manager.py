@@ -6,7 +6,8 @@ sent, are shaped as issued (a token whose claims are not is invalid: 401), then 
 flask-jwt-extended fills in (a missing `type`, `fresh`, `jti`). It overrides the one method
 through which flask-jwt-extended decodes, `_decode_jwt_from_config`, as written in 4.7.1
 (requirements.txt pins it); tests/test_token_manager.py counts the parses and would fail if
-another version stopped calling it."""
+another version stopped calling it. The key is flask-jwt-extended's configured one: a
+`decode_key_loader` is not asked."""
 from hmac import compare_digest
 
 import jwt
@@ -41,10 +42,11 @@ class OneParseJWTManager(JWTManager):
             error.jwt_header = jwt.get_unverified_header(encoded_token)
             error.jwt_data = self._decode_jwt_from_config(encoded_token, csrf_value, True)
             raise
-        except (TypeError, ValueError) as error:
-            # PyJWT reads `exp` and `iat` with int() and lets a TypeError through (null, a
-            # list): a signed token's claims that are no claims of ours.
-            raise JWTDecodeError("claims not as issued") from error
+        except (TypeError, ValueError, OverflowError, RecursionError) as error:
+            # What PyJWT lets through: int() of a signed token's `exp` or `iat` that is null, a
+            # list or Infinity; and, before any signature is checked, a header nested past the
+            # JSON parser's depth, which anyone can send.
+            raise JWTDecodeError("not a token of ours") from error
         if self._claims_check is not None and not self._claims_check(claims):
             raise JWTDecodeError("claims not as issued")
         if config.identity_claim_key not in claims:

@@ -259,12 +259,15 @@ def test_a_stream_without_finish_reason_is_an_error(chat, auth_headers, conversa
     assert response.json["data"]["assistant_message"]["status"] == "error"
 
 
-@pytest.mark.parametrize("marker", ["[[malformed_chunk]]", "[[usage_total:1e400]]",
-                                    "[[usage_total:99999999999]]", "[[usage_total:-1]]"])
+@pytest.mark.parametrize("marker", [
+    "[[malformed_chunk]]", "[[usage_total:1e400]]", "[[usage_total:99999999999]]",
+    "[[usage_total:-1]]", "[[usage_total:{}]]", "[[usage_total:true]]",
+    "[[usage_total:12.5]]"])
 def test_a_chunk_shaped_otherwise_than_glms_ends_the_answer_with_a_502(
         chat, auth_headers, conversation, marker):
-    """Infinity (1e400 to Python's JSON parser), a count past any call's or a negative one
-    included: the counts go into 32-bit columns and the user's quota."""
+    """Infinity (1e400 to Python's JSON parser), a count past any call's, a negative one, and
+    counts that are no whole numbers included: the counts go into 32-bit columns and the
+    user's quota."""
     conv = conversation()
     response = send(chat, auth_headers, conv["id"], f"[[chunks:3]]{marker}")
     assert response.status_code == 502

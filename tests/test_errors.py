@@ -228,6 +228,10 @@ def test_request_id_is_echoed_or_generated(client):
     assert len(made.headers["X-Request-ID"]) == 32
     hostile = client.get("/api/health", headers={"X-Request-ID": "bad\u2028value" * 30})
     assert hostile.headers["X-Request-ID"] != "bad\u2028value" * 30
+    # Not echoed with a final newline (a regex's `$` matches before one): the middleware hands
+    # the header list to the server as it is.
+    newline = client.get("/api/health", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"})
+    assert len(newline.headers["X-Request-ID"]) == 32
 
 
 def test_cors_allows_only_configured_origins(make_app):

@@ -3,6 +3,8 @@ adds one more, of the header, after it), and its claims are still checked as sen
 through PyJWT's own parse, so that a flask-jwt-extended that no longer decodes through the
 overridden method (three parses of its own) fails here. tests/security/test_api2_authentication.py
 tries the refusals of every kind of token."""
+import base64
+
 import jwt as pyjwt
 import pytest
 
@@ -43,12 +45,12 @@ def claims_of(client, auth_headers):
 
 @pytest.mark.parametrize("change", [
     {"type": None}, {"jti": None}, {"jti": "x" * 65}, {"sub": "01"}, {"token_key": None},
-    {"iat": [1]}, {"exp": "soon"}])
+    {"iat": [1]}, {"exp": "soon"}, {"iat": float("inf")}, {"exp": float("inf")}])
 def test_a_validly_signed_token_shaped_otherwise_than_issued_is_401(client, auth_headers,
                                                                     change):
     """Checked on the claims as sent: flask-jwt-extended would fill in a missing `type` as
-    "access" and a missing `jti` as None; PyJWT lets a TypeError through for an `iat` it
-    cannot read."""
+    "access" and a missing `jti` as None; PyJWT lets a TypeError or an OverflowError through
+    for an `iat` or `exp` it cannot read (null, a list, Infinity)."""
     claims = claims_of(client, auth_headers)
     for name, value in change.items():
         if value is None:
@@ -72,3 +74,15 @@ def test_an_expired_token_shaped_otherwise_is_invalid_and_one_shaped_right_expir
     malformed = pyjwt.encode(claims, JWT_TEST_SECRET, algorithm="HS256")
     response = client.get("/api/conversations/", headers=bearer(malformed))
     assert (response.status_code, response.json["message"]) == (401, INVALID)
+
+
+def test_a_header_nested_past_the_parsers_depth_is_401_and_422_at_logout(client, auth_headers):
+    """Anyone can send one: PyJWT parses the header before it checks the signature."""
+    header = '{"alg":"HS256","x":' + "[" * 1000 + "]" * 1000 + "}"
+    nested = base64.urlsafe_b64encode(header.encode()).rstrip(b"=").decode() + ".e30.AAAA"
+    response = client.get("/api/conversations/", headers=bearer(nested))
+    assert (response.status_code, response.json["message"]) == (401, INVALID)
+    response = client.post("/api/auth/logout", headers=auth_headers,
+                           json={"refresh_token": nested})
+    assert response.status_code == 422
+    assert "refresh_token" in response.json["error"]["details"]
