@@ -40,7 +40,7 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
   GLM's (``"choices": ["not an object"]``), as a broken provider or proxy might send;
   non-streaming: the answer's body is that object.
 - ``[[usage_total:NUMBER]]``: the usage's ``total_tokens`` is NUMBER as written in the JSON
-  (``1e400``, which Python reads as Infinity; ``99999999999``).
+  (``1e400``, which Python reads as Infinity; ``99999999999``; ``"12"``, a string).
 - ``[[no_finish]]``: the stream ends with ``[DONE]`` but no chunk has a finish_reason or usage
   (non-streaming: ``finish_reason: null``).
 - ``[[echo]]``: the reply text is the request body received, as one line of JSON.
@@ -176,13 +176,16 @@ class RawNumber:
         self.text = text
 
 
-RAW_NUMBER = re.compile(rb'"\\u0000raw:([^"]*)"')
+# Where json.dumps met a RawNumber: its text, in hex (quotes inside stay out of the escaping).
+RAW_NUMBER = re.compile(rb'"\\u0000raw:([0-9a-f]*)"')
 
 
 def wire_json(value):
     """UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate) written as its \\u escape."""
-    text = json.dumps(value, ensure_ascii=False, default=lambda raw: "\0raw:" + raw.text)
-    return RAW_NUMBER.sub(rb"\1", text.encode("utf-8", "backslashreplace"))
+    text = json.dumps(value, ensure_ascii=False,
+                      default=lambda raw: "\0raw:" + raw.text.encode().hex())
+    return RAW_NUMBER.sub(lambda found: bytes.fromhex(found.group(1).decode()),
+                          text.encode("utf-8", "backslashreplace"))
 
 
 def json_response(start_response, status, payload):

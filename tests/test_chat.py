@@ -261,7 +261,7 @@ def test_a_stream_without_finish_reason_is_an_error(chat, auth_headers, conversa
 
 @pytest.mark.parametrize("marker", [
     "[[malformed_chunk]]", "[[usage_total:1e400]]", "[[usage_total:99999999999]]",
-    "[[usage_total:-1]]", "[[usage_total:{}]]", "[[usage_total:true]]",
+    "[[usage_total:-1]]", '[[usage_total:"12"]]', "[[usage_total:true]]",
     "[[usage_total:12.5]]"])
 def test_a_chunk_shaped_otherwise_than_glms_ends_the_answer_with_a_502(
         chat, auth_headers, conversation, marker):
