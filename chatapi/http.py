@@ -64,7 +64,7 @@ class RequestPlumbing:
                 # The client chose the method and path: written escaped, they cannot start a
                 # line of their own.
                 log.info("%s %s %s %.1fms request_id=%s",
-                         printable(wsgi_environ.get("REQUEST_METHOD", "")),
+                         printable(wsgi_environ.get("REQUEST_METHOD", "").upper()),
                          printable(path_of(wsgi_environ)), status.split(" ", 1)[0],
                          (time.perf_counter() - started) * 1000, request_id)
             return start_response(status, headers, exc_info)
