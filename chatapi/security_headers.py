@@ -12,8 +12,9 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
 # Set whatever the view said; the others only where the view said nothing.
-FORCED = {name.lower(): value for name, value in HEADERS.items()
-          if name != "Content-Security-Policy"}
+FORCED = tuple((name, value) for name, value in HEADERS.items()
+               if name != "Content-Security-Policy")
+FORCED_NAMES = frozenset(name.lower() for name, _value in FORCED)
 DEFAULTS = (("Content-Security-Policy", HEADERS["Content-Security-Policy"]),
             # Answers carry one user's data. The event stream keeps its `Cache-Control:
             # no-cache` (docs/API.md §4), which already forbids serving it from a cache.
@@ -23,8 +24,7 @@ DEFAULTS = (("Content-Security-Policy", HEADERS["Content-Security-Policy"]),
 def secured(headers):
     """A WSGI header list with the security headers in it (a new list)."""
     names = {name.lower() for name, _value in headers}
-    kept = ([(name, value) for name, value in headers if name.lower() not in FORCED]
-            if not names.isdisjoint(FORCED) else list(headers))
-    kept.extend((name, value) for name, value in HEADERS.items() if name.lower() in FORCED)
+    kept = [(name, value) for name, value in headers if name.lower() not in FORCED_NAMES]
+    kept.extend(FORCED)
     kept.extend((name, value) for name, value in DEFAULTS if name.lower() not in names)
     return kept
