@@ -41,10 +41,14 @@ WARM_EXCHANGES = 2
 TARGET_MS = 3.0
 # Stages that relay the model's answer: reported, not part of start + finish.
 RELAYING = ("relay: the model's stream", "relay: SSE writes", "relay: ticker")
+# The Flask test client building each request and reading its answer, in this process (a
+# worker parses HTTP instead): reported, not part of start + finish.
+CLIENT = "load client (not the app)"
+APPLICATION = "request: parse, route, respond"
 ORDER = ("request: auth", "request: parse, route, respond", "lookups", "quota + limits",
          "history: load branch", "history: wire messages", "store question + answer",
          "start the job", "model call setup", "job thread: bookkeeping", "finish: final write",
-         "serialise", *RELAYING)
+         "serialise", *RELAYING, CLIENT)
 
 
 class Stages:
@@ -65,7 +69,10 @@ class Stages:
 
     def stack(self):
         if not hasattr(self.local, "stack"):
-            self.local.stack = ["request: parse, route, respond"]
+            # The load client runs on the main thread; the app's own threads (the answer's,
+            # the ticker's) start in the app.
+            main = threading.current_thread() is threading.main_thread()
+            self.local.stack = [CLIENT if main else APPLICATION]
             self.local.stamp = time.thread_time()
         return self.local.stack
 
@@ -112,6 +119,14 @@ class Stages:
                 yield item
         return staged
 
+    def application(self, wsgi_app):
+        """The WSGI app, its answer's body and its close charged to APPLICATION; the rest of
+        the thread (the test client) to CLIENT."""
+        def staged(environ, start_response):
+            body = self.call(APPLICATION, wsgi_app)(environ, start_response)
+            return StagedBody(self, body)
+        return staged
+
     def wrap(self, owner, name, stage, generator=False):
         function = getattr(owner, name)
         setattr(owner, name, (self.generator if generator else self.call)(stage, function))
@@ -133,8 +148,21 @@ class Stages:
         self.charge()
 
 
+class StagedBody:
+    def __init__(self, stages, body):
+        self.stages, self.body = stages, body
+
+    def __iter__(self):
+        return self.stages.generator(APPLICATION, iter)(self.body)
+
+    def close(self):
+        if hasattr(self.body, "close"):
+            self.stages.call(APPLICATION, self.body.close)()
+
+
 def instrument(stages, app):
     """The stages, put around the project's own functions (as a profiler would)."""
+    app.wsgi_app = stages.application(app.wsgi_app)
     stages.wrap(flask_jwt_extended.view_decorators, "verify_jwt_in_request", "request: auth")
     stages.wrap(conversations, "get_owned", "lookups")
     stages.wrap(conversations, "answer_settings", "lookups")
@@ -287,7 +315,7 @@ def rows(figures):
 
 
 def totals(figures):
-    kept = [row for row in rows(figures) if row[0] not in RELAYING]
+    kept = [row for row in rows(figures) if row[0] not in (*RELAYING, CLIENT)]
     return tuple(sum(row[column] for row in kept) for column in (1, 2, 3))
 
 

@@ -15,6 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+TWENTY_DIGITS = re.compile(rb"[0-9]{20}")
 # Documents nested deeper are refused where they enter from a peer (a tool's result, the
 # model's tool arguments): the recursive code after parsing (encoders, storing a message, the
 # parser again at a deeper stack) breaks somewhere between 400 and 950 levels, depending on
@@ -59,6 +60,14 @@ def loads(text):
 def loads_replacing_surrogates(data):
     """The value of JSON bytes from a peer we cannot refuse (the model's stream), its lone
     surrogates replaced by U+FFFD, so what it said can still be streamed and stored as UTF-8."""
+    # A chunk of every answer: orjson reads one in a quarter of json's time, and refuses what
+    # needs json below (a lone surrogate, NaN, 1e400, nesting past 1,024); an integer of 20
+    # digits or more, which it would read as a float, is left to json too.
+    if not TWENTY_DIGITS.search(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     value = json.loads(data)
     return surrogates_replaced(value) if SURROGATE_ESCAPE_BYTES.search(data) else value
 

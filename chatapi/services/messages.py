@@ -113,9 +113,18 @@ def siblings(conversation_id, parent_ids):
     for the conversation's first messages."""
     if not parent_ids:
         return {}
-    rows = db.session.connection().execute(SAME_PARENTS, {
-        "conversation_id": conversation_id, "has_roots": None in parent_ids,
-        "parents": [parent for parent in parent_ids if parent is not None]}).all()
+    if len(parent_ids) == 1:
+        # One parent (an answer's start and end): a statement without the IN list, which
+        # SQLAlchemy renders anew on every run.
+        (parent_id,) = parent_ids
+        statement, values = ((ROOTS, {"conversation_id": conversation_id}) if parent_id is None
+                             else (SAME_PARENT, {"conversation_id": conversation_id,
+                                                 "parent": parent_id}))
+    else:
+        statement, values = SAME_PARENTS, {
+            "conversation_id": conversation_id, "has_roots": None in parent_ids,
+            "parents": [parent for parent in parent_ids if parent is not None]}
+    rows = db.session.connection().execute(statement, values).all()
     found = {}
     for row in rows:
         found.setdefault(row.parent_id, []).append(row.id)
@@ -127,6 +136,14 @@ SAME_PARENTS = (select(Message.id, Message.parent_id)
                        or_(Message.parent_id.in_(bindparam("parents", expanding=True)),
                            and_(bindparam("has_roots"), Message.parent_id.is_(None))))
                 .order_by(*chronological()))
+SAME_PARENT = (select(Message.id, Message.parent_id)
+               .where(Message.conversation_id == bindparam("conversation_id"),
+                      Message.parent_id == bindparam("parent"))
+               .order_by(*chronological()))
+ROOTS = (select(Message.id, Message.parent_id)
+         .where(Message.conversation_id == bindparam("conversation_id"),
+                Message.parent_id.is_(None))
+         .order_by(*chronological()))
 
 
 def attach_siblings(page):

@@ -46,8 +46,11 @@ def cleaned(text):
     lines = [line for line in (text or "").splitlines() if line.strip()]
     if not lines:
         return None
-    title = "".join(character for character in lines[0]
-                    if not unicodedata.category(character).startswith("C"))
+    title = lines[0]
+    # Printable text holds no character of category C (str.isprintable's definition).
+    if not title.isprintable():
+        title = "".join(character for character in title
+                        if not unicodedata.category(character).startswith("C"))
     title, previous = " ".join(title.split()), None
     # Labels and wrappings nest (`Title: **"..."**`): peeled until nothing changes.
     while title != previous:
