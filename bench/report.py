@@ -98,7 +98,8 @@ def rows_of(results):
               "", None),
              ("fast", "worker peak RSS", f"{fast['service']['peak_rss_mb']:.0f} MB", "", None),
              *cpu_rows("fast", {"direct": fast["direct"], "service": fast["service"],
-                                "relay": fast["relay"]})]
+                                "relay": fast["relay"]}),
+             *long_rows(fast["long"])]
     rows += saturation_rows(results["saturation"], service_us)
     storm = results["rest"]["logins"]
     rows.append(("logins", f"GET /api/health p50 / p99 quiet → during {storm['clients']} "
@@ -120,6 +121,18 @@ def rows_of(results):
                      + (f", {figures['failures']} failed" if figures["failures"] else ""),
                      "", None))
     return rows
+
+
+def long_rows(long):
+    """The relaying alone: streams so long that their start and finish weigh little per
+    chunk."""
+    service_us = us_per_chunk(long["service"], "worker")
+    relay_us = us_per_chunk(long["relay"], "relay")
+    failed = long["service"]["failed"] + long["relay"]["failed"]
+    return [("fast long", "load", long["load"], "", None),
+            ("fast long", "worker CPU per relayed chunk; bare relay; service ÷ bare",
+             f"{service_us:.0f} µs; {relay_us:.0f} µs; ×{service_us / relay_us:.1f}"
+             + (f"; {failed} streams failed" if failed else ""), "", None)]
 
 
 def saturation_rows(steps, service_us):

@@ -48,6 +48,9 @@ class Load:
 class Plan:
     many: Load
     fast: Load
+    # Streams long enough that their start and finish weigh little per chunk: the relaying
+    # alone, service beside the bare relay.
+    long: Load
     saturation_streams: tuple
     # Seconds every stream of a saturation step runs at once, after the last one started.
     saturation_hold: float
@@ -63,11 +66,13 @@ class Plan:
 
 PLANS = {
     "full": Plan(many=Load(1000, 100, 200, 10.0), fast=Load(100, 200, 20, 1.0),
+                 long=Load(50, 1000, 10, 1.0),
                  saturation_streams=(10, 15, 25, 40, 60, 100, 150, 225, 340, 500),
                  saturation_hold=3.0,
                  rest_seconds=5.0, profile=True, transport_rounds=9,
                  crowd=Load(400, 25, 100, 4.0), jobs_concurrent=100),
     "quick": Plan(many=Load(200, 20, 200, 2.0), fast=Load(50, 100, 20, 0.5),
+                  long=Load(20, 300, 10, 0.5),
                   saturation_streams=(10, 25, 60, 150), saturation_hold=1.5,
                   rest_seconds=2.0, profile=False, transport_rounds=3,
                   crowd=Load(200, 20, 200, 2.0), jobs_concurrent=20),
@@ -111,9 +116,11 @@ async def profile_many(bench, load):
             "health": health.summary()}
 
 
-async def profile_fast(bench, load):
+async def profile_fast(bench, load, long):
     return {"load": load.label, "direct": await bench.direct(load),
-            "service": await bench.service(load), "relay": await bench.relay(load)}
+            "service": await bench.service(load), "relay": await bench.relay(load),
+            "long": {"load": long.label, "service": await bench.service(long),
+                     "relay": await bench.relay(long)}}
 
 
 async def profile_worker(bench, load, output):
@@ -178,7 +185,7 @@ async def measure_everything(bench, plan, database_url, workdir, log):
     log(f"many: {plan.many.label}")
     results["many"] = await profile_many(bench, plan.many)
     log(f"fast: {plan.fast.label}")
-    results["fast"] = await profile_fast(bench, plan.fast)
+    results["fast"] = await profile_fast(bench, plan.fast, plan.long)
     if plan.profile:
         log("profiling the worker with cProfile during another fast run")
         results["profile"] = await profile_worker(bench, plan.fast, workdir / "worker.prof")
