@@ -168,8 +168,9 @@ class Job:
 
     def content_due(self, now):
         exchange = self.exchange
-        sizes = (sum(map(len, exchange.text)), sum(map(len, exchange.reasoning)),
-                 len(exchange.tool_calls))
+        # Pieces are only ever appended, none empty: their number tells a change, without a
+        # walk of the whole answer on every tick.
+        sizes = (len(exchange.text), len(exchange.reasoning), len(exchange.tool_calls))
         return sizes != self.content_written and now - self.content_written_at >= \
             CONTENT_SECONDS, sizes
 
