@@ -63,6 +63,8 @@ class Stages:
     def reset(self):
         with self.lock:
             self.cpu = Counter()
+            # Of it, inside the database driver's cursor.execute (SQLite's C, psycopg).
+            self.driver = Counter()
             self.sql = Counter()
             self.redis = Counter()
             self.statements = defaultdict(Counter)
@@ -136,6 +138,12 @@ class Stages:
         with self.lock:
             self.sql[stage] += 1
             self.statements[stage][" ".join(statement.split())[:150]] += 1
+        self.local.cursor_started = time.thread_time()
+
+    def cursor_done(self):
+        spent = time.thread_time() - self.local.cursor_started
+        with self.lock:
+            self.driver[self.current()] += spent
 
     def count_redis(self, commands, stage=None):
         stage = stage or self.current()
@@ -194,8 +202,12 @@ def instrument(stages, app):
     def counted(_conn, _cursor, statement, _params, _context, executemany):
         stages.count_sql(("many: " if executemany else "") + statement)
 
+    def executed(*_args):
+        stages.cursor_done()
+
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", counted)
+        event.listen(db.engine, "after_cursor_execute", executed)
 
     count_redis(stages)
 
@@ -232,7 +244,7 @@ def app_on(database_url, simulator_port, redis_url):
 
 
 def weigh(database_url, simulator_port, redis_url, log, sends=SENDS):
-    """{"cpu"|"sql"|"redis": {stage: per send}, "statements": {stage: {text: per send}},
+    """{"cpu"|"driver"|"sql"|"redis": {stage: per send}, "statements": {stage: {text: per send}},
     "process": CPU of the whole process per send, "sends": how many}."""
     app = app_on(database_url, simulator_port, redis_url)
     with app.app_context():
@@ -272,6 +284,7 @@ def weigh(database_url, simulator_port, redis_url, log, sends=SENDS):
     process = (time.process_time() - started) / sends
     stages.flush()
     return {"cpu": {k: v / sends for k, v in stages.cpu.items()},
+            "driver": {k: v / sends for k, v in stages.driver.items()},
             "sql": {k: v / sends for k, v in stages.sql.items()},
             "redis": {k: v / sends for k, v in stages.redis.items()},
             "statements": {stage: {text: n / sends for text, n in counter.items()}
@@ -309,25 +322,27 @@ def ordered(figures):
 def rows(figures):
     out = []
     for stage in ordered(figures):
-        out.append((stage, figures["cpu"].get(stage, 0.0), figures["sql"].get(stage, 0.0),
-                    figures["redis"].get(stage, 0.0)))
+        out.append((stage, figures["cpu"].get(stage, 0.0), figures["driver"].get(stage, 0.0),
+                    figures["sql"].get(stage, 0.0), figures["redis"].get(stage, 0.0)))
     return out
 
 
 def totals(figures):
     kept = [row for row in rows(figures) if row[0] not in (*RELAYING, CLIENT)]
-    return tuple(sum(row[column] for row in kept) for column in (1, 2, 3))
+    return tuple(sum(row[column] for row in kept) for column in (1, 2, 3, 4))
 
 
 def table(figures, kept_in=""):
     lines = [f"Stream lifecycle{', ' + kept_in if kept_in else ''}: per send "
              f"({figures['sends']} sends of one chunk)",
-             f"  {'stage':<34} {'CPU':>9} {'SQL':>6} {'Redis':>6}"]
-    for stage, cpu, sql, redis_calls in rows(figures):
-        lines.append(f"  {stage:<34} {cpu * 1e3:>6.2f} ms {sql:>6.1f} {redis_calls:>6.1f}")
-    cpu, sql, redis_calls = totals(figures)
-    lines.append(f"  {'start + finish (no relaying)':<34} {cpu * 1e3:>6.2f} ms {sql:>6.1f} "
-                 f"{redis_calls:>6.1f}   target ≤ {TARGET_MS:g} ms")
+             f"  {'stage':<34} {'CPU':>9} {'driver':>9} {'SQL':>6} {'Redis':>6}"]
+    for stage, cpu, driver, sql, redis_calls in rows(figures):
+        lines.append(f"  {stage:<34} {cpu * 1e3:>6.2f} ms {driver * 1e3:>6.2f} ms {sql:>6.1f} "
+                     f"{redis_calls:>6.1f}")
+    cpu, driver, sql, redis_calls = totals(figures)
+    lines.append(f"  {'start + finish (no relaying)':<34} {cpu * 1e3:>6.2f} ms "
+                 f"{driver * 1e3:>6.2f} ms {sql:>6.1f} {redis_calls:>6.1f}   "
+                 f"target ≤ {TARGET_MS:g} ms")
     lines.append(f"  {'whole process (time.process_time)':<34} "
                  f"{figures['process'] * 1e3:>6.2f} ms")
     lines.append(f"  {'machine: 10⁶ additions in Python':<34} {figures['speed'] * 1e3:>6.0f} ms")
@@ -344,18 +359,19 @@ def statements(figures):
 
 
 def markdown(figures, meta, kept_in):
-    cpu, sql, redis_calls = totals(figures)
+    cpu, driver, sql, redis_calls = totals(figures)
     return "\n".join([
         f"## Stream lifecycle, {kept_in}", "",
         f"{meta['date']}; {meta['nproc']} cores, Python {meta['python']}. CPU of this "
         f"process per send by stage ({figures['sends']} streams of one chunk, GLM simulator, "
-        "rate limit, answer slots and quota on), SQL statements and Redis round trips; "
+        "rate limit, answer slots and quota on), of it the CPU inside the database driver's "
+        "cursor.execute (SQLite's C library, psycopg), SQL statements and Redis round trips; "
         f"10⁶ additions in Python took {figures['speed'] * 1e3:.0f} ms on this machine.", "",
-        "| stage | CPU | SQL | Redis |", "|---|---|---|---|",
-        *(f"| {stage} | {c * 1e3:.2f} ms | {s:.1f} | {r:.1f} |"
-          for stage, c, s, r in rows(figures)),
+        "| stage | CPU | of it, driver | SQL | Redis |", "|---|---|---|---|---|",
+        *(f"| {stage} | {c * 1e3:.2f} ms | {d * 1e3:.2f} ms | {s:.1f} | {r:.1f} |"
+          for stage, c, d, s, r in rows(figures)),
         f"| **start + finish** (target ≤ {TARGET_MS:g} ms) | **{cpu * 1e3:.2f} ms** | "
-        f"**{sql:.1f}** | **{redis_calls:.1f}** |"])
+        f"**{driver * 1e3:.2f} ms** | **{sql:.1f}** | **{redis_calls:.1f}** |"])
 
 
 def main(argv=None):
