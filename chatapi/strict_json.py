@@ -15,7 +15,9 @@ from flask.json.provider import DefaultJSONProvider
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-TWENTY_DIGITS = re.compile(rb"[0-9]{20}")
+# Integers of 18 digits or fewer fit the 64 bits orjson reads whole; it reads longer ones (some
+# of 19 digits, all of 20) as floats.
+LONG_DIGITS = re.compile(rb"[0-9]{19}")
 # Documents nested deeper are refused where they enter from a peer (a tool's result, the
 # model's tool arguments): the recursive code after parsing (encoders, storing a message, the
 # parser again at a deeper stack) breaks somewhere between 400 and 950 levels, depending on
@@ -61,9 +63,9 @@ def loads_replacing_surrogates(data):
     """The value of JSON bytes from a peer we cannot refuse (the model's stream), its lone
     surrogates replaced by U+FFFD, so what it said can still be streamed and stored as UTF-8."""
     # A chunk of every answer: orjson reads one in a quarter of json's time, and refuses what
-    # needs json below (a lone surrogate, NaN, 1e400, nesting past 1,024); an integer of 20
-    # digits or more, which it would read as a float, is left to json too.
-    if not TWENTY_DIGITS.search(data):
+    # needs json below (a lone surrogate, NaN, 1e400, nesting past 1,024); a chunk with a run
+    # of 19 digits or more, which orjson might read as a float, is left to json too.
+    if not LONG_DIGITS.search(data):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

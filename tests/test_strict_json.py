@@ -165,6 +165,8 @@ def test_what_orjson_refuses_is_written_as_the_json_module_wrote_it(app):
     (b'{"delta": "\\ud800 ok", "n": 1e400}', {"delta": "\ufffd ok", "n": math.inf}),
     (b'{"delta": "\\ud83d\\ude00", "index": 0}', {"delta": "\U0001F600", "index": 0}),
     (b'{"usage": {"total_tokens": 9223372036854775808}}', {"usage": {"total_tokens": 2**63}}),
+    (b'{"n": -9223372036854775809, "m": 999999999999999999}',
+     {"n": -2**63 - 1, "m": 10**18 - 1}),
     (b'{"delta": "12345678901234567890", "n": -12.5}',
      {"delta": "12345678901234567890", "n": -12.5})])
 def test_a_model_chunk_is_read_as_the_json_module_reads_it(chunk, value):
