@@ -375,7 +375,7 @@ def write_lifecycle(results, meta, kept_in, output):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="scaled-down profiles, under a minute; writes no RESULTS.md")
+                        help="scaled-down profiles, about 3 minutes; writes no RESULTS.md")
     parser.add_argument("--transports", action="store_true",
                         help="only the fast profile, through each GLM_TRANSPORT in turns")
     parser.add_argument("--jobs", action="store_true",
