@@ -78,8 +78,9 @@ def test_delay_spreads_chunks_in_time(glm):
     arrivals = [time.monotonic() - started
                 for _ in ask(glm, "[[chunks:5]] [[delay:100]]", stream=True)]
     assert len(arrivals) == 5
-    assert arrivals[0] >= 0.09
-    assert all(later - earlier >= 0.07 for earlier, later in zip(arrivals, arrivals[1:]))
+    # Chunk i is due 100 ms × (i + 1) after the request: never earlier. (Gaps between two
+    # arrivals are no test: a simulator held up by a busy machine catches up on its schedule.)
+    assert all(arrival >= 0.1 * (index + 1) - 0.01 for index, arrival in enumerate(arrivals))
 
 
 def test_thinking_chunks_come_first_only_when_thinking_is_enabled(glm):
@@ -216,10 +217,11 @@ def test_stall_trips_a_short_read_timeout(glm, sim):
                         timeout=httpx.Timeout(0.3, connect=2))
     started = time.monotonic()
     with pytest.raises((httpx.TimeoutException, _errors.APITimeoutError)):
-        stream(impatient, "[[stall:5]]")
+        stream(impatient, "[[stall:30]]")
     with pytest.raises((httpx.TimeoutException, _errors.APITimeoutError)):
-        stream(impatient, "[[chunks:3]] [[stall:5]] [[stall_after:1]]")
-    assert time.monotonic() - started < 2
+        stream(impatient, "[[chunks:3]] [[stall:30]] [[stall_after:1]]")
+    # The stalls would last a minute: well before is the read timeout at work.
+    assert time.monotonic() - started < 15
 
 
 def test_no_finish_ends_cleanly_without_a_finish_reason(glm):

@@ -163,7 +163,8 @@ def test_fetch_of_a_trickling_body_ends_at_the_deadline(site):
     started = time.perf_counter()
     with pytest.raises(UpstreamTimeout):
         fetch(site, "/forever", timeout=0.5)
-    assert time.perf_counter() - started < 1.5
+    # /forever never ends: anything under 10 s is the deadline at work, on a loaded machine too.
+    assert time.perf_counter() - started < 10
 
 
 def test_fetch_can_refuse_a_content_type_before_reading_the_body(site):

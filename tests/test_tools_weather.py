@@ -204,7 +204,8 @@ def test_stalled_upstream_is_a_504_after_the_configured_timeout(
 
     assert response.status_code == 504
     assert response.get_json()["error"]["code"] == "upstream_timeout"
-    assert 0.25 < time.perf_counter() - started < 2
+    # The fake stalls until it is closed: under 10 s is the timeout at work.
+    assert 0.25 < time.perf_counter() - started < 10
 
 
 def test_unreachable_upstream_is_502(make_app, auth_headers):
