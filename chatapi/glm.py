@@ -202,13 +202,13 @@ class ChatStream:
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
                     if delta.get("reasoning_content"):
-                        yield ReasoningDelta(delta["reasoning_content"])
+                        yield ReasoningDelta(text_of(delta["reasoning_content"]))
                     if delta.get("content"):
-                        yield TextDelta(delta["content"])
+                        yield TextDelta(text_of(delta["content"]))
                     for call in delta.get("tool_calls") or ():
                         merge_tool_call_fragment(calls, call)
                     if choice.get("finish_reason"):
-                        finish = Finish(choice["finish_reason"], usage_of(chunk))
+                        finish = Finish(text_of(choice["finish_reason"]), usage_of(chunk))
             indexes = sorted(calls)
         except (ZhipuAIError, httpx.HTTPError) as error:
             raise translate(error) from error
@@ -275,11 +275,19 @@ def chunks_of(response):
         event = None
 
 
+def text_of(value):
+    """A field GLM sends as text; TypeError (a malformed chunk) for anything else, which would
+    otherwise fail where the answer is streamed or stored."""
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__} where GLM sends text")
+    return value
+
+
 def merge_tool_call_fragment(calls, fragment):
     """GLM sends each call whole by default, in fragments with `tool_stream`: merge by index."""
     call = calls.setdefault(fragment.get("index", 0), {"id": None, "name": "", "arguments": ""})
     if fragment.get("id"):
-        call["id"] = fragment["id"]
+        call["id"] = text_of(fragment["id"])
     function = fragment.get("function") or {}
     call["name"] += function.get("name") or ""
     call["arguments"] += function.get("arguments") or ""

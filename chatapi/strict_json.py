@@ -18,6 +18,9 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Integers of 18 digits or fewer fit the 64 bits orjson reads whole; it reads longer ones (some
 # of 19 digits, all of 20) as floats.
 LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# json's parser gives up (RecursionError) at about 1,000 levels less the caller's stack; orjson
+# reads 1,024. A chunk with this many brackets in all is left to json, which decides as before.
+MANY_BRACKETS = 512
 # Documents nested deeper are refused where they enter from a peer (a tool's result, the
 # model's tool arguments): the recursive code after parsing (encoders, storing a message, the
 # parser again at a deeper stack) breaks somewhere between 400 and 950 levels, depending on
@@ -63,9 +66,11 @@ def loads_replacing_surrogates(data):
     """The value of JSON bytes from a peer we cannot refuse (the model's stream), its lone
     surrogates replaced by U+FFFD, so what it said can still be streamed and stored as UTF-8."""
     # A chunk of every answer: orjson reads one in a quarter of json's time, and refuses what
-    # needs json below (a lone surrogate, NaN, 1e400, nesting past 1,024); a chunk with a run
-    # of 19 digits or more, which orjson might read as a float, is left to json too.
-    if not LONG_DIGITS.search(data):
+    # needs json below (a lone surrogate, NaN, 1e400); a chunk with a run of 19 digits or more,
+    # which orjson might read as a float, or nested deep enough for json to refuse, is left to
+    # json too.
+    if (not LONG_DIGITS.search(data)
+            and data.count(b"[") + data.count(b"{") < MANY_BRACKETS):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -39,6 +39,9 @@ Chat behaviour is chosen by markers in the content of the LAST user message (the
 - ``[[malformed_chunk]]``: the stream opens with a chunk of valid JSON shaped otherwise than
   GLM's (``"choices": ["not an object"]``), as a broken provider or proxy might send;
   non-streaming: the answer's body is that object.
+- ``[[bad_chunk:FIELD]]``: the stream opens with a chunk whose FIELD is no text where GLM sends
+  text: ``content``, ``reasoning_content`` (a list), ``finish_reason`` or ``tool_call_id`` (an
+  object).
 - ``[[usage_total:NUMBER]]``: the usage's ``total_tokens`` is NUMBER as written in the JSON
   (``1e400``, which Python reads as Infinity; ``99999999999``; ``"12"``, a string).
 - ``[[no_finish]]``: the stream ends with ``[DONE]`` but no chunk has a finish_reason or usage
@@ -109,6 +112,17 @@ ERROR_CODES = {
 
 STREAM_ERROR = ('data: {"error": {"code": "1301", "message": "系统检测到输入或生成内容可能包含'
                 '不安全或敏感内容"}}\n\n').encode()
+
+
+# [[bad_chunk:FIELD]]: a choice whose FIELD is no text.
+BAD_CHOICES = {
+    "content": {"index": 0, "delta": {"content": ["not", "text"]}},
+    "reasoning_content": {"index": 0, "delta": {"reasoning_content": ["not", "text"]}},
+    "finish_reason": {"index": 0, "delta": {}, "finish_reason": {"not": "text"}},
+    "tool_call_id": {"index": 0, "delta": {"tool_calls": [{
+        "index": 0, "id": {"not": "text"}, "type": "function",
+        "function": {"name": "calculator", "arguments": "{}"}}]}},
+}
 
 
 class Markers:
@@ -439,6 +453,9 @@ class Simulator:
         events.append(b"data: [DONE]\n\n")
         if markers.has("malformed_chunk"):
             events.insert(0, b"data: " + wire_json({"choices": ["not an object"]}) + b"\n\n")
+        bad = markers.value("bad_chunk")
+        if bad is not None:
+            events.insert(0, b"data: " + wire_json({"choices": [BAD_CHOICES[bad]]}) + b"\n\n")
         error_at = markers.value("stream_error", None, int)
         if error_at is not None:
             events[min(error_at, len(chunks)):] = [STREAM_ERROR]

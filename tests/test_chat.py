@@ -262,12 +262,13 @@ def test_a_stream_without_finish_reason_is_an_error(chat, auth_headers, conversa
 @pytest.mark.parametrize("marker", [
     "[[malformed_chunk]]", "[[usage_total:1e400]]", "[[usage_total:99999999999]]",
     "[[usage_total:-1]]", '[[usage_total:"12"]]', "[[usage_total:true]]",
-    "[[usage_total:12.5]]"])
+    "[[usage_total:12.5]]", "[[bad_chunk:content]]", "[[bad_chunk:reasoning_content]]",
+    "[[bad_chunk:finish_reason]]", "[[bad_chunk:tool_call_id]]"])
 def test_a_chunk_shaped_otherwise_than_glms_ends_the_answer_with_a_502(
         chat, auth_headers, conversation, marker):
     """Infinity (1e400 to Python's JSON parser), a count past any call's, a negative one, and
     counts that are no whole numbers included: the counts go into 32-bit columns and the
-    user's quota."""
+    user's quota; and a text, a finish reason or a tool call's id that is no text."""
     conv = conversation()
     response = send(chat, auth_headers, conv["id"], f"[[chunks:3]]{marker}")
     assert response.status_code == 502

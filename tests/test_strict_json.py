@@ -175,3 +175,14 @@ def test_a_model_chunk_is_read_as_the_json_module_reads_it(chunk, value):
     read = strict_json.loads_replacing_surrogates(chunk)
     assert read == value
     assert json.dumps(read) == json.dumps(value)
+
+
+@pytest.mark.parametrize("chunk", [b"[" * 1000 + b"]" * 1000,
+                                   b'{"a":' * 1000 + b"1" + b"}" * 1000])
+def test_a_model_chunk_nested_past_the_json_modules_depth_is_refused_as_it_refused_it(chunk):
+    """orjson would read 1,024 levels; the json module gives up before (the stream's reader
+    turns that into an unreadable chunk)."""
+    with pytest.raises(RecursionError):
+        json.loads(chunk)
+    with pytest.raises(RecursionError):
+        strict_json.loads_replacing_surrogates(chunk)
