@@ -124,9 +124,10 @@ class Stages:
     def application(self, wsgi_app):
         """The WSGI app, its answer's body and its close charged to APPLICATION; the rest of
         the thread (the test client) to CLIENT."""
+        called = self.call(APPLICATION, wsgi_app)
+
         def staged(environ, start_response):
-            body = self.call(APPLICATION, wsgi_app)(environ, start_response)
-            return StagedBody(self, body)
+            return StagedBody(self, called(environ, start_response))
         return staged
 
     def wrap(self, owner, name, stage, generator=False):

@@ -146,9 +146,7 @@ def completion_of(body):
     try:
         # Not strict: a title is cleaned of what is not text (cleaned() drops a lone surrogate).
         completion = json.loads(body)
-        text = completion["choices"][0]["message"].get("content") or ""
-        if not isinstance(text, str):
-            raise TypeError("content is no text")
+        text = text_of(completion["choices"][0]["message"].get("content") or "")
         usage = None if completion.get("usage") is None else usage_of(completion)
     except (ValueError, LookupError, AttributeError, TypeError, RecursionError) as error:
         raise UpstreamError(details={"provider_error": "malformed completion"}) from error

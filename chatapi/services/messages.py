@@ -117,9 +117,11 @@ def siblings(conversation_id, parent_ids):
         # One parent (an answer's start and end): a statement without the IN list, which
         # SQLAlchemy renders anew on every run.
         (parent_id,) = parent_ids
-        statement, values = ((ROOTS, {"conversation_id": conversation_id}) if parent_id is None
-                             else (SAME_PARENT, {"conversation_id": conversation_id,
-                                                 "parent": parent_id}))
+        if parent_id is None:
+            statement, values = ROOTS, {"conversation_id": conversation_id}
+        else:
+            statement, values = SAME_PARENT, {"conversation_id": conversation_id,
+                                              "parent": parent_id}
     else:
         statement, values = SAME_PARENTS, {
             "conversation_id": conversation_id, "has_roots": None in parent_ids,
