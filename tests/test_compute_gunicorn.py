@@ -17,7 +17,12 @@ pytestmark = pytest.mark.slow
 CALLERS = 8
 # Each caller sends one heavy CSV and one refused header: eight heavy calls at once, once.
 CALLS_EACH = 2
-HEALTH_P99_SECONDS = 0.1
+# /api/health's p99 under the load, against one heavy call made alone just before: a loop
+# that ran the computations would hold a probe for up to a whole call, back to back, so its
+# p99 would be about one call (1.0). With the pool it is 0.03-0.05 of one on an idle machine;
+# CI's second suite on the same two cores stretches both. A bound in seconds (0.1) failed
+# there at 0.127 s; the ratio follows the machine's load.
+HEALTH_P99_OF_ONE_CALL = 0.5
 # The worker's resident memory may grow by this much under the load: eight 1 MB bodies, their
 # parsed copies and the results (it grew by 730 MB when csv_analyze ran on the loop).
 RSS_GROWTH_BYTES = 150 * 1024 * 1024
@@ -59,6 +64,10 @@ def test_health_stays_fast_and_memory_bounded_while_8_heavy_csv_analyze_calls_ru
     url = f"{base}/api/tools/csv_analyze/execute"
     warm = requests.post(url, json={"csv": "a\n1\n"}, headers=auth_headers, timeout=60)
     assert warm.status_code == 200, warm.text
+    started = time.perf_counter()
+    alone = requests.post(url, json={"csv": WIDEST_ALLOWED}, headers=auth_headers, timeout=120)
+    one_call = time.perf_counter() - started
+    assert alone.status_code == 200, alone.text
     baseline = rss_bytes(worker)
     statuses, peak, running = [], [baseline], threading.Event()
 
@@ -96,8 +105,9 @@ def test_health_stays_fast_and_memory_bounded_while_8_heavy_csv_analyze_calls_ru
     p99 = statistics.quantiles(latencies, n=100)[98]
     growth = max(peak) - baseline
     print(f"\n/api/health: {len(latencies)} probes, p50 {statistics.median(latencies) * 1000:.1f}"
-          f" ms, p99 {p99 * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; worker RSS "
-          f"{baseline / 2**20:.0f} MB -> peak {max(peak) / 2**20:.0f} MB")
+          f" ms, p99 {p99 * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; one heavy call "
+          f"alone {one_call * 1000:.0f} ms; worker RSS {baseline / 2**20:.0f} MB -> peak "
+          f"{max(peak) / 2**20:.0f} MB")
     assert len(latencies) >= 20
-    assert p99 < HEALTH_P99_SECONDS, sorted(latencies)[-5:]
+    assert p99 < HEALTH_P99_OF_ONE_CALL * one_call, (one_call, sorted(latencies)[-5:])
     assert growth < RSS_GROWTH_BYTES
