@@ -82,8 +82,9 @@ def running_simulator(api_key=None):
         simulator.stop()
 
 
-def wait_for(probe, timeout=5.0, interval=0.05):
-    """Poll `probe()` until it returns something truthy; that value, or None after `timeout`."""
+def wait_for(probe, timeout=30.0, interval=0.05):
+    """Poll `probe()` until it returns something truthy; that value, or None after `timeout`
+    (sized for a loaded machine: a probe that comes true returns at once)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := probe():
