@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from chatapi.extensions import db
 from chatapi.models import RevokedToken, User
-from chatapi.services import tokens
+from chatapi.services import passwords, tokens
 
 from .conftest import PASSWORD, bearer, expired_access_token
 
@@ -29,6 +29,14 @@ def test_register_answers_201_with_id_and_username_and_stores_argon2id_hash(clie
     assert stored.role == "user" and stored.is_active
     assert stored.password_hash.startswith("$argon2id$")
     assert "s3cret-pass" not in response.get_data(as_text=True)
+
+
+def test_an_unknown_username_is_checked_against_a_hash_of_the_hasher_s_own_cost():
+    # Same parameters as every account's hash, so a login as nobody costs what a wrong
+    # password costs (argon2-cffi's defaults may change with its version).
+    assert not passwords.needs_rehash(passwords.UNKNOWN_USER_HASH)
+    assert passwords.hasher.verify(passwords.UNKNOWN_USER_HASH, "no account has this password")
+    assert passwords.verify_password(None, "no account has this password") is False
 
 
 @pytest.mark.parametrize("taken", [
