@@ -8,9 +8,8 @@ from gunicorn.workers.ggevent import GeventWorker
 
 
 def chatapi_config():
-    """chatapi/config.py, loaded on its own: importing the `chatapi` package here, in the
-    master, would import the app (psycopg, httpx, ...) into every worker before gevent
-    patches it."""
+    """chatapi/config.py, loaded on its own: the master imports nothing of the `chatapi`
+    package, so each worker imports the app (psycopg, httpx, ...) after gevent patches it."""
     path = Path(__file__).resolve().parent / "chatapi" / "config.py"
     spec = importlib.util.spec_from_file_location("chatapi_gunicorn_config", path)
     config = importlib.util.module_from_spec(spec)

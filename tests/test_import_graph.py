@@ -99,7 +99,8 @@ def test_the_graph_sees_relative_and_function_level_imports():
 
     assert "chatapi.errors" in graph["chatapi.tools.netguard"]
     assert "chatapi.strict_json" in graph["chatapi.tools.registry"]
-    assert "chatapi.tools.compute_pool" in graph["chatapi"]
+    assert "chatapi.tools.compute_pool" in graph["chatapi.factory"]
+    assert "chatapi.factory" in graph["chatapi"]
 
 
 def test_cycles_are_found_and_shown():
