@@ -100,7 +100,9 @@ def test_requests_answer_503_while_postgres_is_down_and_the_same_app_recovers(
             response = client.open(path, method=method, json=body, headers=headers)
             latencies.append(time.perf_counter() - started)
             assert_database_unavailable(response)
-    assert max(latencies) < 1.0, latencies
+    # Refused at once: below the 2 s connect timeout a silent server would take, with room
+    # for a loaded machine.
+    assert max(latencies) < 1.8, latencies
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     health = client.get("/api/health", headers=ENGLISH)
     assert health.status_code == 503

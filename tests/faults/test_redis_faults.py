@@ -53,14 +53,15 @@ def test_a_revoked_token_never_works_while_redis_hangs_and_all_recovers_by_itsel
     assert client.get("/api/auth/me", headers=revoked).json["error"]["code"] == "unauthorized"
 
     private_redis.pause()
+    # One wait of REDIS_TIMEOUT (1 s) each, never two, with room for a loaded machine.
     try:
         for headers in (revoked, live, revoked):
             response, seconds = timed(lambda: client.get("/api/auth/me", headers=headers))
             assert_fails_closed(response)
-            assert seconds < 1.5, seconds
+            assert seconds < 1.9, seconds
         response, seconds = timed(lambda: log_in(client))
         assert_fails_closed(response)
-        assert seconds < 1.5, seconds
+        assert seconds < 1.9, seconds
         assert_fails_closed(client.post("/api/auth/logout", headers=live))
         assert client.get("/api/health").status_code == 200
     finally:
@@ -78,7 +79,7 @@ def test_a_stopped_redis_fails_closed_at_once(redis_app, user, private_redis):
     for headers in (revoked, live):
         response, seconds = timed(lambda: client.get("/api/conversations/", headers=headers))
         assert_fails_closed(response)
-        assert seconds < 0.5, seconds
+        assert seconds < 0.9, seconds  # refused: less than one REDIS_TIMEOUT (1 s)
     assert_fails_closed(log_in(client))
 
 
