@@ -33,7 +33,7 @@ SQLITE_BUSY_SECONDS = 5
 
 
 def create_app(config=None):
-    app = Flask(__name__, static_folder=None, instance_path=INSTANCE_PATH)
+    app = Flask(__package__, static_folder=None, instance_path=INSTANCE_PATH)
     app.json = strict_json.StrictJSONProvider(app)
     app.config.update(Config.from_env())
     app.config.update(config or {})
