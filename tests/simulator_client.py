@@ -39,20 +39,20 @@ class Simulator:
         return self._get("/_sim/stats")
 
     def reset(self):
-        httpx.post(self.origin + "/_sim/reset", timeout=5).raise_for_status()
+        httpx.post(self.origin + "/_sim/reset", timeout=30).raise_for_status()
 
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=5)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self.process.stdout.close()
 
     def _get(self, path):
-        response = httpx.get(self.origin + path, timeout=5)
+        response = httpx.get(self.origin + path, timeout=30)
         response.raise_for_status()
         return response.json()
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def converse(base, headers, content, timeline, started):
     conversation_id = requests.post(f"{base}/api/conversations/", json={}, headers=headers,
-                                    timeout=5).json()["data"]["id"]
+                                    timeout=30).json()["data"]["id"]
     timeline["conversation_id"] = conversation_id
     try:
         with requests.post(f"{base}/api/messages/stream", stream=True, timeout=30,
@@ -84,7 +84,7 @@ def test_idle_keep_alive_connections_do_not_hold_up_a_stop(app, database_url):
     with gunicorn_process(env, workers=2) as (base, master):
         sessions = [requests.Session() for _ in range(4)]
         for session in sessions:
-            assert session.get(f"{base}/api/health", timeout=5).status_code == 200
+            assert session.get(f"{base}/api/health", timeout=30).status_code == 200
         started = time.monotonic()
         master.send_signal(signal.SIGTERM)
         master.wait(timeout=25)
@@ -92,4 +92,5 @@ def test_idle_keep_alive_connections_do_not_hold_up_a_stop(app, database_url):
         for session in sessions:
             session.close()
     assert master.returncode == 0
-    assert stopped_in < 5, f"gunicorn took {stopped_in:.1f} s to stop"
+    # Far below the 20 s a stop waiting for the idle connections would take.
+    assert stopped_in < 12, f"gunicorn took {stopped_in:.1f} s to stop"

@@ -137,7 +137,7 @@ def through_nginx(app, default_stack, glm_simulator):
 @pytest.fixture
 def conversation_id(through_nginx, auth_headers):
     response = requests.post(f"{through_nginx}/api/conversations/", json={},
-                             headers=auth_headers, timeout=5)
+                             headers=auth_headers, timeout=30)
     return response.json()["data"]["id"]
 
 
@@ -195,7 +195,7 @@ def test_whole_answers_outlast_the_read_timeout_of_the_rest_of_the_api(
     3 s still answer 201: their own locations wait for the whole exchange."""
     base = make_stack(changes={"proxy_read_timeout 60s;": "proxy_read_timeout 1s;"})
     conversation_id = requests.post(f"{base}/api/conversations/", json={},
-                                    headers=auth_headers, timeout=5).json()["data"]["id"]
+                                    headers=auth_headers, timeout=30).json()["data"]["id"]
     sent = send_through(base, auth_headers, conversation_id, "[[stall:3]][[reply:slow]]")
     again = requests.post(f"{base}/api/messages/{sent['assistant_message']['id']}/regenerate",
                           headers=auth_headers, json={}, timeout=120)
@@ -218,7 +218,7 @@ def test_a_client_hanging_up_at_nginx_stops_the_upstream_when_asked_to(
     soon as its only stream goes."""
     through_nginx = make_stack(STOP_AFTER_DISCONNECT_SECONDS="0")
     conversation_id = requests.post(f"{through_nginx}/api/conversations/", json={},
-                                    headers=auth_headers, timeout=5).json()["data"]["id"]
+                                    headers=auth_headers, timeout=30).json()["data"]["id"]
     with open_stream(through_nginx, auth_headers, conversation_id,
                      "[[chunks:100]][[delay:100]]") as response:
         for count, _ in enumerate(events(response), start=1):
@@ -230,9 +230,9 @@ def test_a_client_hanging_up_at_nginx_stops_the_upstream_when_asked_to(
 
 def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, default_stack):
     given = requests.get(f"{through_nginx}/api/health", headers={"X-Request-ID": "trace-42"},
-                         timeout=5)
+                         timeout=30)
     made = requests.get(f"{through_nginx}/api/health", headers={"X-Request-ID": "bad id!"},
-                        timeout=5)
+                        timeout=30)
     assert given.headers["X-Request-ID"] == "trace-42"
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
     # nginx writes a request's log line after its answer: wait for the lines, not for time.
@@ -244,7 +244,7 @@ def test_request_ids_are_kept_or_made_and_logged_by_nginx(through_nginx, default
 
 
 def test_the_docs_page_and_its_files_pass_through_nginx_with_their_headers(through_nginx):
-    page = requests.get(f"{through_nginx}/api/docs", timeout=5)
+    page = requests.get(f"{through_nginx}/api/docs", timeout=30)
     assert page.status_code == 200
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert page.headers["Content-Security-Policy"] == DOCS_POLICY
@@ -263,7 +263,7 @@ def test_the_docs_page_and_its_files_pass_through_nginx_with_their_headers(throu
 
 
 def test_the_web_client_passes_through_nginx_with_its_headers(through_nginx):
-    page = requests.get(f"{through_nginx}/", timeout=5)
+    page = requests.get(f"{through_nginx}/", timeout=30)
     assert page.status_code == 200
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert page.headers["Content-Security-Policy"] == WEB_POLICY

@@ -33,7 +33,7 @@ def test_a_worker_killed_mid_stream_leaves_a_consistent_conversation_and_a_new_w
     content = "[[chunks:100]][[delay:100]]"
     with gunicorn_process(env, workers=1) as (base, master):
         conversation_id = requests.post(f"{base}/api/conversations/", json={},
-                                        headers=auth_headers, timeout=5).json()["data"]["id"]
+                                        headers=auth_headers, timeout=30).json()["data"]["id"]
         [worker] = workers_of(master)
         received, cut = [], None
         with open_stream(base, auth_headers, conversation_id, content) as response:

@@ -24,7 +24,7 @@ def service_env(app, database_url, glm_simulator):
 
 
 def new_conversation(base, headers):
-    return requests.post(f"{base}/api/conversations/", json={}, timeout=5,
+    return requests.post(f"{base}/api/conversations/", json={}, timeout=30,
                          headers={**headers, "Connection": "close"}).json()["data"]["id"]
 
 

@@ -125,7 +125,7 @@ def test_the_event_stream_carries_the_security_headers_and_its_own_cache_control
 def test_gunicorn_serves_the_headers_and_names_no_version(app, user, database_url):
     env = gunicorn_env(database_url, GRACEFUL_TIMEOUT="3")
     with gunicorn(env, workers=1) as base:
-        responses = [requests.get(f"{base}{path}", headers={"Connection": "close"}, timeout=5)
+        responses = [requests.get(f"{base}{path}", headers={"Connection": "close"}, timeout=30)
                      for path in ("/api/health", "/api/nowhere")]
     for response in responses:
         for name, value in SECURITY_HEADERS.items():
