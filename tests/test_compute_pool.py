@@ -211,14 +211,15 @@ WEB_STACK = ["chatapi.factory", "chatapi.models", "flask_smorest", "flask_sqlalc
              "marshmallow", "zhipuai"]
 LOADED_BY_A_COMPUTE_PROCESS = f"""
 import sys
-from chatapi.tools import compute_worker, code, crawler, csv_summary, data
+from chatapi.tools import compute_worker
+compute_worker.load_tools()
 print(sorted(name for name in {WEB_STACK!r} if name in sys.modules))
 """
 
 
 def test_a_compute_process_loads_the_tools_without_the_web_stack():
-    # What compute_worker.main imports: each of a worker's compute processes held the whole app
-    # (125 MB resident here, 63 MB without it).
+    # What a compute process imports before its first call: each held the whole app (128 MB
+    # resident once ready here, 65 MB without it).
     completed = subprocess.run([sys.executable, "-c", LOADED_BY_A_COMPUTE_PROCESS],
                                cwd=PROJECT, capture_output=True, text=True, timeout=60,
                                check=True)

@@ -113,19 +113,18 @@ def siblings(conversation_id, parent_ids):
     for the conversation's first messages."""
     if not parent_ids:
         return {}
-    if len(parent_ids) == 1:
-        # One parent (an answer's start and end): a statement without the IN list, which
-        # SQLAlchemy renders anew on every run.
-        (parent_id,) = parent_ids
-        if parent_id is None:
-            statement, values = ROOTS, {"conversation_id": conversation_id}
-        else:
-            statement, values = SAME_PARENT, {"conversation_id": conversation_id,
-                                              "parent": parent_id}
+    values = {"conversation_id": conversation_id}
+    # One parent (an answer's start and end) goes without the IN list, which SQLAlchemy
+    # renders anew on every run.
+    if len(parent_ids) > 1:
+        statement = SAME_PARENTS
+        values.update(has_roots=None in parent_ids,
+                      parents=[parent for parent in parent_ids if parent is not None])
+    elif None in parent_ids:
+        statement = ROOTS
     else:
-        statement, values = SAME_PARENTS, {
-            "conversation_id": conversation_id, "has_roots": None in parent_ids,
-            "parents": [parent for parent in parent_ids if parent is not None]}
+        statement = SAME_PARENT
+        (values["parent"],) = parent_ids
     rows = db.session.connection().execute(statement, values).all()
     found = {}
     for row in rows:

@@ -93,14 +93,18 @@ def exit_with_parent(parent):
     os._exit(0)
 
 
+def load_tools():
+    """What the calls use, imported before the first one and before the memory cap."""
+    from . import code, crawler, csv_summary, data  # noqa: F401
+
+
 def main(memory_megabytes, result_max_bytes):
     calls, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not break the framing
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
     os.nice(NICENESS)
-    # What the calls use, imported before the first one and before the memory cap.
-    from . import code, crawler, csv_summary, data  # noqa: F401
+    load_tools()
     limit_memory(memory_megabytes)
     write_frame(answers, b"ready")
     while (call := read_frame(calls)) is not None:
